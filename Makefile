@@ -1,0 +1,35 @@
+# Developer entry points. Every target installs what it needs; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help demo test check up down purge crds venv tools
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+demo: ## the main job: bring up the local stack, run the operator and an example saga
+	@hack/demo.sh
+
+test: ## the whole suite: lint, types, layers, unit, integration and e2e tests
+	@hack/test.sh
+
+check: venv ## static checks only (ruff, mypy --strict, import layers, CRD drift)
+	@hack/check.sh
+
+up: ## start the local stack (cluster, PostgreSQL, Kafka) and write .dev/env
+	@hack/up.sh
+
+down: ## stop the local stack (data kept)
+	@hack/down.sh
+
+purge: ## stop the local stack and delete its data
+	@hack/down.sh --purge
+
+crds: venv ## regenerate crds/*.yaml from the models in operator/sagaz_operator/api
+	@.venv/bin/python -m sagaz_operator.api.crdgen crds
+
+venv: ## create .venv with the package and dev tools
+	@hack/venv.sh
+
+tools: ## build or find the pinned cluster binaries (kube-apiserver, etcd, kwok, kubectl, helm)
+	@hack/tools.sh

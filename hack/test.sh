@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole suite, as `make test` and CI run it: static checks, then pytest. The tests start
+# (or reuse) the local cluster and Kafka and a throw-away PostgreSQL themselves, and stop
+# whatever they started. Extra arguments go to pytest, e.g. hack/test.sh -k outbox.
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+"$REPO_ROOT/hack/check.sh"
+"$REPO_ROOT/hack/tools.sh"
+log "pytest"
+exec "$REPO_ROOT/.venv/bin/pytest" -p no:cacheprovider "$@"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the package (editable) with its dev extras. Re-installs only
+# when pyproject.toml changed, so calling it before every command costs nothing.
+source "$(dirname "$0")/lib.sh"
+
+VENV=$REPO_ROOT/.venv
+PYTHON=${PYTHON:-python3}
+stamp=$VENV/.installed-from
+want=$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -d' ' -f1)
+
+if [[ -x $VENV/bin/python && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+  exit 0
+fi
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "Python 3.11 or newer is needed (found $("$PYTHON" --version 2>&1))"
+log "installing the package and its dev tools into .venv"
+[[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev]"
+echo "$want" >"$stamp"

@@ -1,0 +1,7 @@
+# Pinned versions of everything the local stack builds or downloads. Changing a version
+# changes the cache key, so the next `make up` builds the new one beside the old.
+K8S_VERSION=v1.34.4          # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+ETCD_VERSION=v3.6.5
+KWOK_VERSION=v0.7.0
+HELM_VERSION=v3.19.0
+KAFKA_VERSION=4.1.0          # org.apache.kafka:kafka_2.13, KRaft mode

@@ -1,0 +1,1 @@
+"""All I/O: the Kubernetes API, PostgreSQL, Kafka and HTTP participants."""

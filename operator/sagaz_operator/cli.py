@@ -1,0 +1,58 @@
+"""Console entry points: ``sagaz-operator`` and ``sagaz-outbox-worker``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+
+def _operator_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="sagaz-operator",
+        description="Run the Sagaz operator (Kopf) against the current kubeconfig or in-cluster.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", dest="namespaces", metavar="NAMESPACE",
+        help="serve only this namespace (repeatable; globs as in Kopf)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="serve the whole cluster",
+    )
+    parser.add_argument(
+        "--standalone", action="store_true",
+        help="do not take part in Kopf peering (run alone, e.g. in development)",
+    )
+    parser.add_argument(
+        "--liveness", metavar="URL", default=None,
+        help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser.parse_args(argv)
+
+
+def operator_main(argv: Sequence[str] | None = None) -> None:
+    args = _operator_arguments(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Importing the handlers registers them with Kopf's default registry.
+    from sagaz_operator import handlers  # noqa: F401
+
+    namespaces = args.namespaces or []
+    kopf.run(
+        standalone=args.standalone,
+        clusterwide=args.all_namespaces or not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness,
+    )
+
+
+def outbox_worker_main(argv: Sequence[str] | None = None) -> None:
+    print("sagaz-outbox-worker: not implemented yet", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,51 @@
+"""Every error the operator raises on purpose, in one tree.
+
+    SagazError
+    ├── ConfigError                 the operator's own settings are unusable; it refuses to start
+    ├── DefinitionError             a SagaDefinition (or inline definition) is invalid
+    ├── TemplateError               a ``${...}`` reference cannot be resolved
+    └── ParticipantError            a step's participant call did not succeed
+        ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
+        └── PermanentParticipantError     other 4xx, invalid responses, refused targets
+
+Domain and adapter code raise these; handlers map ``retryable`` onto
+``kopf.TemporaryError`` / ``kopf.PermanentError`` so Kopf's own retry policy follows ours.
+"""
+
+from __future__ import annotations
+
+
+class SagazError(Exception):
+    """Base of all errors raised on purpose by the operator."""
+
+    retryable: bool = False
+
+
+class ConfigError(SagazError):
+    """The operator's configuration is unusable."""
+
+
+class DefinitionError(SagazError):
+    """A saga definition is invalid; the message names the problem for a human."""
+
+
+class TemplateError(SagazError):
+    """A template refers to a value that does not exist; the message names its path."""
+
+
+class ParticipantError(SagazError):
+    """A participant call failed."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class RetryableParticipantError(ParticipantError):
+    """A failure that may succeed if the call is repeated."""
+
+    retryable = True
+
+
+class PermanentParticipantError(ParticipantError):
+    """A failure that will not go away by repeating the call."""

@@ -1,0 +1,1 @@
+"""Kopf registrations. Thin on purpose: parse the body, call a service, report."""

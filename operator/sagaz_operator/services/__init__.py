@@ -1,0 +1,1 @@
+"""Orchestration: runs domain decisions through the adapters."""

@@ -1,0 +1,1 @@
+"""Test harness: the real local components (cluster, PostgreSQL, Kafka) and participants."""

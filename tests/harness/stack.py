@@ -1,0 +1,82 @@
+"""Start or reuse the real local components through the project's own hack/ scripts.
+
+A component that is already running (``make up``) is reused and left running; one the test
+session starts is stopped when the session ends. ``SAGAZ_TEST_KUBECONFIG`` points the suite
+at an existing cluster (e.g. kind) instead of the local control plane.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HACK = REPO_ROOT / "hack"
+STATE = Path(os.environ.get("SAGAZ_STATE", REPO_ROOT / ".dev"))
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(HACK / args[0]), *args[1:]],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=3600,
+    )
+    return done.stdout.strip()
+
+
+def _succeeds(*args: str) -> bool:
+    try:
+        _run(*args)
+    except subprocess.CalledProcessError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    local: bool  # the project's own control plane (kwok node, controller manager)
+
+
+@contextmanager
+def cluster() -> Iterator[Cluster]:
+    existing = os.environ.get("SAGAZ_TEST_KUBECONFIG")
+    if existing:
+        yield Cluster(kubeconfig=Path(existing), local=False)
+        return
+    was_running = _succeeds("cluster.sh", "status")
+    _run("cluster.sh", "up")
+    try:
+        yield Cluster(kubeconfig=STATE / "admin.kubeconfig", local=True)
+    finally:
+        if not was_running:
+            _run("cluster.sh", "down")
+
+
+@contextmanager
+def kafka() -> Iterator[str]:
+    was_running = _succeeds("kafka.sh", "status")
+    bootstrap = _run("kafka.sh", "start").splitlines()[-1]
+    try:
+        yield bootstrap
+    finally:
+        if not was_running:
+            _run("kafka.sh", "stop")
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster for this test session only."""
+    env = {"SAGAZ_PG_NAME": f"postgres-test-{os.getpid()}"}
+    url = _run("postgres.sh", "start", env=env).splitlines()[-1]
+    try:
+        yield url
+    finally:
+        _run("postgres.sh", "destroy", env=env)
