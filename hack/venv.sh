@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Creates .venv and installs the package (editable) with its dev extras. Re-installs only
-# when pyproject.toml changed, so calling it before every command costs nothing.
+# when the package metadata in pyproject.toml changed, so calling it before every command costs nothing.
 source "$(dirname "$0")/lib.sh"
 
 VENV=$REPO_ROOT/.venv
 PYTHON=${PYTHON:-python3}
 stamp=$VENV/.installed-from
-want=$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -d' ' -f1)
+# Only what pip installs counts: the [project] and [build-system] tables.
+want=$(python3 -c 'import hashlib, json, sys, tomllib
+doc = tomllib.load(open(sys.argv[1], "rb"))
+key = json.dumps([doc.get("project"), doc.get("build-system")], sort_keys=True)
+print(hashlib.sha256(key.encode()).hexdigest())' "$REPO_ROOT/pyproject.toml")
 
 if [[ -x $VENV/bin/python && -f $stamp && $(cat "$stamp") == "$want" ]]; then
   exit 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from harness import stack
+from harness import kube, stack
+from kubernetes.client import ApiClient
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,15 @@ def kafka_bootstrap() -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     with stack.postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def k8s(cluster: stack.Cluster) -> Iterator[ApiClient]:
+    with kube.api_client(str(cluster.kubeconfig)) as api:
+        yield api
+
+
+@pytest.fixture
+def namespace(k8s: ApiClient) -> Iterator[str]:
+    with kube.namespace(k8s) as name:
+        yield name

@@ -17,18 +17,28 @@ def _operator_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
-        "-n", "--namespace", action="append", dest="namespaces", metavar="NAMESPACE",
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NAMESPACE",
         help="serve only this namespace (repeatable; globs as in Kopf)",
     )
     scope.add_argument(
-        "-A", "--all-namespaces", action="store_true", help="serve the whole cluster",
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="serve the whole cluster",
     )
     parser.add_argument(
-        "--standalone", action="store_true",
+        "--standalone",
+        action="store_true",
         help="do not take part in Kopf peering (run alone, e.g. in development)",
     )
     parser.add_argument(
-        "--liveness", metavar="URL", default=None,
+        "--liveness",
+        metavar="URL",
+        default=None,
         help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

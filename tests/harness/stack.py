@@ -19,6 +19,12 @@ HACK = REPO_ROOT / "hack"
 STATE = Path(os.environ.get("SAGAZ_STATE", REPO_ROOT / ".dev"))
 
 
+def kubectl() -> str:
+    """The pinned kubectl `make up` links into .dev/bin, else whatever is on PATH."""
+    pinned = STATE / "bin" / "kubectl"
+    return str(pinned) if pinned.exists() else "kubectl"
+
+
 def _run(*args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [str(HACK / args[0]), *args[1:]],

@@ -15,7 +15,7 @@ StepName = NewType("StepName", str)
 SagaUid = NewType("SagaUid", str)
 
 #: A JSON value as decoded by ``json.loads``.
-Json: TypeAlias = "None | bool | int | float | str | list[Json] | dict[str, Json]"
+Json: TypeAlias = "bool | int | float | str | list[Json] | dict[str, Json] | None"
 
 
 class StepKind(enum.StrEnum):

@@ -1,0 +1,58 @@
+"""Small helpers over the official Kubernetes client for tests: namespaces and waiting.
+
+Waiting uses the watch API (an event, not a sleep) with a deadline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kubernetes import client, config, watch
+
+
+def api_client(kubeconfig: str) -> client.ApiClient:
+    return config.new_client_from_config(config_file=kubeconfig)
+
+
+def wait_for(
+    list_fn: Callable[..., Any],
+    predicate: Callable[[Any], bool],
+    *,
+    timeout: float = 60,
+    **list_kwargs: Any,
+) -> Any:
+    """Return the first object listed or watched by ``list_fn`` that satisfies ``predicate``."""
+    listed = list_fn(**list_kwargs)
+    for item in listed.items:
+        if predicate(item):
+            return item
+    stream = watch.Watch().stream(
+        list_fn,
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=int(timeout),
+        **list_kwargs,
+    )
+    for event in stream:
+        if predicate(event["object"]):
+            return event["object"]
+    raise TimeoutError(f"nothing matched within {timeout}s")
+
+
+@contextmanager
+def namespace(api: client.ApiClient, prefix: str = "test") -> Iterator[str]:
+    """A fresh namespace whose default service account exists (so pods are admitted)."""
+    core = client.CoreV1Api(api)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        wait_for(
+            core.list_namespaced_service_account,
+            lambda sa: sa.metadata.name == "default",
+            namespace=name,
+        )
+        yield name
+    finally:
+        core.delete_namespace(name)
