@@ -1,1 +1,8 @@
-"""Kopf registrations. Thin on purpose: parse the body, call a service, report."""
+"""Kopf registrations. Thin on purpose: parse the body, call a service, report.
+
+Importing this package registers every handler with Kopf's default registry.
+"""
+
+from sagaz_operator.handlers import startup
+
+__all__ = ["startup"]
