@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from harness import kube, stack
 from kubernetes.client import ApiClient
+
+from harness import kube, stack
 
 
 @pytest.fixture(scope="session")

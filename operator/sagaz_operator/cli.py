@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 
 import kopf
+import prometheus_client
+
+from sagaz_operator.config import Settings
+from sagaz_operator.errors import ConfigError
+from sagaz_operator.services import runtime
 
 
 def _operator_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -51,6 +57,15 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        settings = Settings.from_environment()
+        asyncio.run(runtime.check_database(settings.database_url))
+    except ConfigError as error:
+        print(f"sagaz-operator: {error}", file=sys.stderr)
+        sys.exit(2)
+    if settings.metrics_address is not None:
+        host, port = settings.metrics_address
+        prometheus_client.start_http_server(port, addr=host)
     # Importing the handlers registers them with Kopf's default registry.
     from sagaz_operator import handlers  # noqa: F401
 
@@ -60,6 +75,7 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         clusterwide=args.all_namespaces or not namespaces,
         namespaces=namespaces,
         liveness_endpoint=args.liveness,
+        memo=kopf.Memo(runtime=runtime.Runtime(settings)),
     )
 
 

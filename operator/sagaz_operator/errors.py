@@ -6,10 +6,14 @@
     ├── TemplateError               a ``${...}`` reference cannot be resolved
     └── ParticipantError            a step's participant call did not succeed
         ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
-        └── PermanentParticipantError     other 4xx, invalid responses, refused targets
+        └── PermanentParticipantError     other 4xx, redirects, invalid responses, refused targets
 
 Domain and adapter code raise these; handlers map ``retryable`` onto
 ``kopf.TemporaryError`` / ``kopf.PermanentError`` so Kopf's own retry policy follows ours.
+
+A ``ParticipantError`` also says whether the call may have taken effect anyway
+(``outcome_unknown``: the request was sent but no answer came back, e.g. a read timeout). Such a
+step is compensated like a succeeded one if the saga rolls back (DESIGN.md section 3).
 """
 
 from __future__ import annotations
@@ -36,9 +40,16 @@ class TemplateError(SagazError):
 class ParticipantError(SagazError):
     """A participant call failed."""
 
-    def __init__(self, message: str, *, retry_after_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+        self.outcome_unknown = outcome_unknown  # sent, but whether it took effect is unknown
 
 
 class RetryableParticipantError(ParticipantError):

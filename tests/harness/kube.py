@@ -26,12 +26,16 @@ def wait_for(
 ) -> Any:
     """Return the first object listed or watched by ``list_fn`` that satisfies ``predicate``."""
     listed = list_fn(**list_kwargs)
-    for item in listed.items:
+    if isinstance(listed, dict):  # custom objects come as plain dicts
+        items, version = listed["items"], listed["metadata"]["resourceVersion"]
+    else:
+        items, version = listed.items, listed.metadata.resource_version
+    for item in items:
         if predicate(item):
             return item
     stream = watch.Watch().stream(
         list_fn,
-        resource_version=listed.metadata.resource_version,
+        resource_version=version,
         timeout_seconds=int(timeout),
         **list_kwargs,
     )

@@ -8,6 +8,7 @@ at an existing cluster (e.g. kind) instead of the local control plane.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,13 @@ def kubectl() -> str:
     """The pinned kubectl `make up` links into .dev/bin, else whatever is on PATH."""
     pinned = STATE / "bin" / "kubectl"
     return str(pinned) if pinned.exists() else "kubectl"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from harness import kube, stack
 from kubernetes import client
+
+from harness import kube, stack
 
 pytestmark = pytest.mark.cluster
 

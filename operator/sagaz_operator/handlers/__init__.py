@@ -3,6 +3,6 @@
 Importing this package registers every handler with Kopf's default registry.
 """
 
-from sagaz_operator.handlers import startup
+from sagaz_operator.handlers import sagas, startup
 
-__all__ = ["startup"]
+__all__ = ["sagas", "startup"]

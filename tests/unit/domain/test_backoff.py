@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from sagaz_operator.domain import backoff
 from sagaz_operator.domain.model import Backoff, RetryPolicy
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from sagaz_operator.domain import dag
 from sagaz_operator.domain.model import HttpCall, Step, StepKind, StepName
 from sagaz_operator.errors import DefinitionError

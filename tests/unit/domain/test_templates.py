@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from sagaz_operator.domain import templates
 from sagaz_operator.domain.model import (
     HttpCall,

@@ -1,0 +1,175 @@
+"""The operator's own Kubernetes API client: status patches, Events, Secrets, Jobs.
+
+Kopf watches and dispatches; everything the operator writes goes through this one small
+async client built on httpx, so all API I/O sits in one place and shares one connection pool.
+Credentials come from the official client's loaders (in-cluster service account, else the
+kubeconfig), which also handle token refresh and client certificates.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import ssl
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from sagaz_operator.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+GROUP = "sagaz.io"
+VERSION = "v1alpha1"
+COMPONENT = "sagaz-operator"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectRef:
+    """Enough of an object to address it and to attach Events to it."""
+
+    kind: str
+    plural: str
+    namespace: str
+    name: str
+    uid: str
+    api_version: str = f"{GROUP}/{VERSION}"
+
+    @property
+    def path(self) -> str:
+        group, _, version = self.api_version.rpartition("/")
+        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        return f"{prefix}/namespaces/{self.namespace}/{self.plural}/{quote(self.name)}"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Kubernetes API answered {status}: {message}")
+        self.status = status
+
+
+class _Auth(httpx.Auth):
+    """Bearer tokens, refreshed by the official loader's hook (bound tokens expire)."""
+
+    def __init__(self, configuration: k8s_client.Configuration) -> None:
+        self._configuration = configuration
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._configuration.refresh_api_key_hook is not None:
+            self._configuration.refresh_api_key_hook(self._configuration)
+        token = self._configuration.get_api_key_with_prefix("authorization")
+        if token:
+            request.headers["Authorization"] = token
+        yield request
+
+
+class Kube:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    @classmethod
+    def from_environment(cls) -> Kube:
+        configuration = k8s_client.Configuration()
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException:
+            try:
+                k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except (k8s_config.ConfigException, FileNotFoundError) as error:
+                raise ConfigError(f"no Kubernetes credentials: {error}") from error
+        verify: ssl.SSLContext | bool = False
+        if configuration.verify_ssl:
+            verify = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+            if configuration.cert_file:
+                verify.load_cert_chain(configuration.cert_file, configuration.key_file)
+        http = httpx.AsyncClient(
+            base_url=configuration.host,
+            verify=verify,
+            auth=_Auth(configuration),
+            timeout=httpx.Timeout(30.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+        return cls(http)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        response = await self._http.get(path)
+        if response.status_code == 404:
+            return None
+        return _json(response)
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return _json(await self._http.post(path, json=body))
+
+    async def delete(self, path: str, *, propagation: str = "Background") -> None:
+        response = await self._http.request("DELETE", path, json={"propagationPolicy": propagation})
+        if response.status_code != 404:
+            _json(response)
+
+    async def patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
+        """Merge-patch ``.status``; a vanished object is not an error (it was deleted)."""
+        response = await self._http.patch(
+            f"{ref.path}/status",
+            json={"status": status},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        if response.status_code != 404:
+            _json(response)
+
+    async def post_event(
+        self, ref: ObjectRef, *, reason: str, message: str, warning: bool = False
+    ) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+            "involvedObject": {
+                "apiVersion": ref.api_version,
+                "kind": ref.kind,
+                "name": ref.name,
+                "namespace": ref.namespace,
+                "uid": ref.uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.create(f"/api/v1/namespaces/{ref.namespace}/events", body)
+        except (ApiError, httpx.HTTPError) as error:  # an Event is never worth failing for
+            logger.warning(
+                "could not post event %s on %s/%s: %s", reason, ref.namespace, ref.name, error
+            )
+
+    async def read(self, *, namespace: str, name: str, key: str) -> str:
+        """Read one key of a Secret (the participants' SecretReader); never logged."""
+        secret = await self.get(f"/api/v1/namespaces/{namespace}/secrets/{quote(name)}")
+        if secret is None:
+            raise LookupError(f"secret {namespace}/{name} not found")
+        data = secret.get("data") or {}
+        if key not in data:
+            raise LookupError(f"secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    if response.is_success:
+        body: dict[str, Any] = response.json()
+        return body
+    try:
+        message = response.json().get("message", response.text)
+    except ValueError:
+        message = response.text
+    raise ApiError(response.status_code, str(message)[:500])

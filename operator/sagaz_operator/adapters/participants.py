@@ -1,0 +1,450 @@
+"""Calling HTTP participants: one attempt of a step's action or compensation (DESIGN.md section 3).
+
+The executor renders a step's call, then asks ``HttpParticipants.call`` for one attempt; this
+module does the I/O and turns every way the attempt can end into either the step's output or a
+``ParticipantError`` that says whether to retry (``retryable``), how long the participant asked
+us to wait (``retry_after_seconds``) and whether the call may have taken effect anyway
+(``outcome_unknown``). Retry timing and budgets are decided in ``domain.backoff``, not here.
+
+Why it is built this way:
+
+- **Idempotency.** Every attempt carries ``Idempotency-Key: <saga-uid>/<step>/<purpose>``,
+  derived only from values that survive an operator restart, so a participant can recognise a
+  repeated call. ``X-Saga-Name``, ``X-Saga-Uid``, ``X-Saga-Step``, ``X-Saga-Attempt`` and
+  ``traceparent`` come with it. These headers are the operator's: a definition's ``headers``
+  cannot override them (nor ``Host`` or the framing headers); it may override ``Content-Type``,
+  ``Accept`` and ``User-Agent``.
+- **Secrets** (``headersFrom``) are read at call time and live only in the request: never
+  logged, never in an error message (a response body that echoes one is redacted), and errors
+  are raised ``from None`` so no exception chain keeps the request object alive.
+- **SSRF.** The target's host is resolved first and checked against the operator's egress
+  policy (``domain.egress``). Plain-HTTP requests to a host name are then sent to the checked
+  addresses themselves (with the original ``Host`` header), so DNS cannot answer differently
+  for the check and for the connection. HTTPS keeps the name, because certificate
+  verification needs it -- and it already ties the connection to that name. Redirects are never
+  followed (a 3xx fails the step): a redirect could lead anywhere. The shared client ignores
+  proxy variables (a proxy would resolve names beyond the policy's reach) and ``.netrc``, and
+  keeps no cookies (one saga must not see another's).
+- **Classification.** 2xx succeeds; 5xx, 408, 425, 429, timeouts and connection errors are
+  retryable, honouring ``Retry-After`` (seconds or an HTTP date, against the injected clock);
+  every other status is permanent. ``outcome_unknown`` is set when the request was sent and no
+  real answer came back: a read timeout, a dropped connection, the attempt's deadline -- and
+  502/504, which a gateway sends when it lost the participant mid-request. A refused connection
+  or a failed DNS lookup never sent anything, so its outcome is known. A cancelled call
+  (``CancelledError``) propagates unchanged; the executor treats it as outcome unknown.
+- **Output.** A 2xx body that parses as JSON is the step's output, whatever its
+  ``Content-Type``. An empty body, a 204, or a body that is not JSON gives ``None``: the
+  participant said it did the work, and failing the step would leave that work uncompensated,
+  so a participant that answers ``200 OK`` in plain text still works (a warning is logged). A
+  2xx body above ``max_response_bytes`` is a permanent failure with ``outcome_unknown`` -- the
+  work may be done, so the step is compensated, but its output cannot be kept.
+- **Deadline.** ``timeout_seconds`` bounds the whole attempt (reading Secrets, DNS, connect,
+  send, the full response), not just each socket operation, so a participant trickling bytes
+  cannot hold a step beyond it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import http.cookiejar
+import ipaddress
+import json
+import logging
+import re
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, NoReturn, Protocol
+
+import httpx
+
+from sagaz_operator import __version__
+from sagaz_operator.domain import egress
+from sagaz_operator.domain.model import HttpCall, Json
+from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
+
+logger = logging.getLogger(__name__)
+
+Purpose = Literal["action", "compensation"]
+Resolver = Callable[[str], Awaitable[list[egress.IPAddress]]]
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429})  # and every 5xx
+OUTCOME_UNKNOWN_STATUSES = frozenset({502, 504})  # a gateway lost the participant mid-request
+MAX_RESPONSE_BYTES = 1024 * 1024
+SNIPPET_CHARACTERS = 200
+
+_TRANSPORT_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+
+
+class SecretReader(Protocol):
+    """Reads one key of a Secret; implemented by the Kubernetes adapter."""
+
+    async def read(self, *, namespace: str, name: str, key: str) -> str: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantRequest:
+    """One attempt of a step's action or compensation, with its call already rendered."""
+
+    call: HttpCall
+    namespace: str
+    saga_name: str
+    saga_uid: str
+    step: str
+    purpose: Purpose
+    attempt: int  # 1-based
+    timeout_seconds: float  # the whole attempt
+    traceparent: str
+    default_body: Json = None  # sent when the call has no ``body``
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.saga_uid}/{self.step}/{self.purpose}"
+
+
+def new_client(
+    *, max_connections: int = 100, max_keepalive_connections: int = 20
+) -> httpx.AsyncClient:
+    """The operator's one HTTP client for participants; close it when the operator stops.
+
+    The environment is not trusted (no proxy variables, no ``.netrc`` credentials), except for
+    the CA bundle: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` still name the CAs that participants'
+    certificates are verified against, so a cluster's private CA can be mounted.
+    """
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        verify=httpx.create_ssl_context(trust_env=True),
+        cookies=http.cookiejar.CookieJar(
+            policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])  # accept none
+        ),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=30.0,
+        ),
+        headers={"User-Agent": f"sagaz-operator/{__version__}"},
+    )
+
+
+async def resolve(host: str) -> list[egress.IPAddress]:
+    """The addresses ``host`` resolves to, in the system resolver's order, without duplicates."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class HttpParticipants:
+    """Calls HTTP participants through one shared client, within the egress policy."""
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        egress: egress.EgressPolicy,
+        secrets: SecretReader,
+        resolver: Resolver | None = None,
+        now: Callable[[], datetime] = _utc_now,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
+        self._client = client
+        self._egress = egress
+        self._secrets = secrets
+        self._resolver = resolver or resolve
+        self._now = now
+        self._max_response_bytes = max_response_bytes
+
+    async def call(self, request: ParticipantRequest) -> Json:
+        """Make one attempt; the step's output, or a ``ParticipantError``."""
+        url = _parse_url(request.call.url)
+        content = _content(request)
+        attempt = _Attempt(target=f"participant {request.call.method.upper()} {_shown(url)}")
+        logger.debug(
+            "Calling %s for step %s of saga %s/%s (%s, attempt %d)",
+            attempt.target,
+            request.step,
+            request.namespace,
+            request.saga_name,
+            request.purpose,
+            request.attempt,
+        )
+        try:
+            async with asyncio.timeout(request.timeout_seconds):
+                headers = await self._headers(
+                    request, json_body=content is not None, attempt=attempt
+                )
+                host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS and patterns see it
+                addresses = await self._addresses(host, attempt)
+                refusal = egress.check(self._egress, host=host, addresses=addresses)
+                if refusal is not None:
+                    raise PermanentParticipantError(refusal)
+                return await self._send(
+                    request,
+                    url,
+                    addresses=addresses,
+                    headers=headers,
+                    content=content,
+                    attempt=attempt,
+                )
+        except TimeoutError:
+            what = "did not answer" if attempt.sent else "could not be reached"
+            raise RetryableParticipantError(
+                f"{attempt.target} {what} within {request.timeout_seconds:g}s",
+                outcome_unknown=attempt.sent,
+            ) from None
+
+    async def _headers(
+        self, request: ParticipantRequest, *, json_body: bool, attempt: _Attempt
+    ) -> httpx.Headers:
+        call = request.call
+        headers = httpx.Headers({"Accept": "application/json"})
+        if json_body:
+            headers["Content-Type"] = "application/json"
+        for name, value in call.headers.items():
+            if name.lower() not in _TRANSPORT_HEADERS:
+                headers[name] = value
+        for secret in call.headers_from:
+            value = await self._secrets.read(
+                namespace=request.namespace, name=secret.secret_name, key=secret.secret_key
+            )
+            value = value.strip()  # HTTP ignores surrounding whitespace; files often end in \n
+            if any(character in value for character in "\r\n\0"):
+                raise PermanentParticipantError(
+                    f"header {secret.name} from Secret {request.namespace}/{secret.secret_name} "
+                    f"(key {secret.secret_key}) is not a valid HTTP header value"
+                )
+            headers[secret.name] = value
+            attempt.secrets.append(value)
+        headers["Idempotency-Key"] = request.idempotency_key
+        headers["X-Saga-Name"] = request.saga_name
+        headers["X-Saga-Uid"] = request.saga_uid
+        headers["X-Saga-Step"] = request.step
+        headers["X-Saga-Attempt"] = str(request.attempt)
+        headers["traceparent"] = request.traceparent
+        return headers
+
+    async def _addresses(self, host: str, attempt: _Attempt) -> list[egress.IPAddress]:
+        if _is_literal(host):
+            return [ipaddress.ip_address(host)]  # a literal is its own address
+        try:
+            addresses = await self._resolver(host)
+        except (OSError, UnicodeError) as error:
+            raise RetryableParticipantError(
+                f"{attempt.target}: cannot resolve {host} ({error})"
+            ) from None
+        if not addresses:
+            raise RetryableParticipantError(f"{attempt.target}: {host} has no addresses")
+        return addresses
+
+    async def _send(
+        self,
+        request: ParticipantRequest,
+        url: httpx.URL,
+        *,
+        addresses: list[egress.IPAddress],
+        headers: httpx.Headers,
+        content: bytes | None,
+        attempt: _Attempt,
+    ) -> Json:
+        targets = [url]
+        if url.scheme == "http" and not _is_literal(url.raw_host.decode("ascii")):
+            # Connect to exactly the addresses the policy checked (see the module docstring).
+            headers["Host"] = url.netloc.decode("ascii")
+            targets = [url.copy_with(host=str(address)) for address in addresses]
+        for index, target in enumerate(targets):
+            try:
+                return await self._exchange(
+                    request, target, headers=headers, content=content, attempt=attempt
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                if index + 1 < len(targets):
+                    continue  # nothing was sent: the next address is safe to try
+                _raise_transport(error, attempt)
+            except httpx.HTTPError as error:
+                _raise_transport(error, attempt)
+        raise AssertionError("unreachable: at least one address is tried")
+
+    async def _exchange(
+        self,
+        request: ParticipantRequest,
+        url: httpx.URL,
+        *,
+        headers: httpx.Headers,
+        content: bytes | None,
+        attempt: _Attempt,
+    ) -> Json:
+        async with self._client.stream(
+            request.call.method.upper(),
+            url,
+            content=content,
+            headers=headers,
+            timeout=httpx.Timeout(request.timeout_seconds),
+            extensions={"trace": attempt.trace},
+        ) as response:
+            body, complete = await _read(response, self._max_response_bytes)
+        return self._outcome(response, body, complete=complete, attempt=attempt)
+
+    def _outcome(
+        self, response: httpx.Response, body: bytes, *, complete: bool, attempt: _Attempt
+    ) -> Json:
+        status = response.status_code
+        if 200 <= status < 300:
+            if not complete:
+                raise PermanentParticipantError(
+                    f"{attempt.target} answered {status} with a body larger than "
+                    f"{self._max_response_bytes} bytes; the output cannot be kept",
+                    outcome_unknown=True,
+                )
+            return _output(response, body, attempt)
+        answered = f"{attempt.target} answered {status} {response.reason_phrase}".rstrip()
+        if 300 <= status < 400:
+            location = _shorten(attempt.redact(response.headers.get("Location", "nowhere")))
+            raise PermanentParticipantError(
+                f"{attempt.target} answered {status} redirect to {location}; "
+                "redirects are not followed"
+            )
+        snippet = _shorten(attempt.redact(" ".join(body.decode("utf-8", "replace").split())))
+        message = f"{answered}: {snippet}" if snippet else answered
+        if status >= 500 or status in RETRYABLE_STATUSES:
+            raise RetryableParticipantError(
+                message,
+                retry_after_seconds=retry_after_seconds(
+                    response.headers.get("Retry-After"), now=self._now()
+                ),
+                outcome_unknown=status in OUTCOME_UNKNOWN_STATUSES,
+            )
+        raise PermanentParticipantError(message)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now``; ``None`` if absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, as HTTP dates always are
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class _Attempt:
+    """What one attempt has learned so far: whether the request went out, which values to
+    keep out of messages."""
+
+    def __init__(self, *, target: str) -> None:
+        self.target = target
+        self.sent = False
+        self.secrets: list[str] = []
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace hook: from the first header byte on, the outcome is unknown."""
+        if event.endswith(".send_request_headers.started"):
+            self.sent = True
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+def _raise_transport(error: httpx.HTTPError, attempt: _Attempt) -> NoReturn:
+    detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    detail = attempt.redact(detail)
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        raise RetryableParticipantError(f"{attempt.target}: cannot connect ({detail})") from None
+    if isinstance(error, httpx.TimeoutException):
+        raise RetryableParticipantError(
+            f"{attempt.target}: timed out ({detail})", outcome_unknown=attempt.sent
+        ) from None
+    if isinstance(error, httpx.TransportError) and not isinstance(error, httpx.LocalProtocolError):
+        raise RetryableParticipantError(
+            f"{attempt.target}: connection failed ({detail})", outcome_unknown=attempt.sent
+        ) from None
+    raise PermanentParticipantError(
+        f"{attempt.target}: request failed ({detail})", outcome_unknown=attempt.sent
+    ) from None
+
+
+def _parse_url(text: str) -> httpx.URL:
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as error:
+        raise PermanentParticipantError(f"participant URL is invalid: {error}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise PermanentParticipantError(
+            f"participant URL must be http:// or https:// with a host, got {_shorten(text)!r}"
+        )
+    return url
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(url: httpx.URL) -> str:
+    """The URL without credentials, query or fragment: enough to recognise, nothing to leak."""
+    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
+
+
+def _content(request: ParticipantRequest) -> bytes | None:
+    call = request.call
+    if not call.has_body and call.method.upper() in ("GET", "HEAD"):
+        return None  # the default body is for methods that carry one
+    body = call.body if call.has_body else request.default_body
+    try:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise PermanentParticipantError(
+            "request body cannot be sent as JSON: it contains NaN or Infinity"
+        ) from None
+    return text.encode()
+
+
+async def _read(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of the (decoded) body, and whether that was all of it."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[:limit]), False
+    return bytes(body), True
+
+
+def _output(response: httpx.Response, body: bytes, attempt: _Attempt) -> Json:
+    if response.status_code in (204, 205) or not body.strip():
+        return None
+    try:
+        output: Json = json.loads(body, parse_constant=_reject_constant)
+    except ValueError:  # also UnicodeDecodeError
+        logger.warning(
+            "%s answered %d with a body that is not JSON (Content-Type %s); the output is null",
+            attempt.target,
+            response.status_code,
+            response.headers.get("Content-Type", "not set"),
+        )
+        return None
+    return output
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _shorten(text: str, limit: int = SNIPPET_CHARACTERS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""PostgreSQL: the source of truth (journal, saga records, outbox) via asyncpg."""

@@ -1,0 +1,150 @@
+"""The saga journal: one row per event, appended with its outbox event in one transaction.
+
+``append`` writes the events at sequence numbers ``version+1...``; the primary key
+``(saga_uid, seq)`` makes a second writer holding a stale version fail instead of forking the
+history (the advisory lock in ``locks`` normally keeps it from trying at all).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from sagaz_operator.domain import codec
+from sagaz_operator.domain import events as ev
+from sagaz_operator.domain.model import Json
+
+
+class JournalConflictError(Exception):
+    """Someone else appended to this saga's journal: this writer's view is stale."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SagaRecord:
+    """What is fixed when a saga starts: who it is and the definition it runs."""
+
+    uid: str
+    namespace: str
+    name: str
+    definition_name: str
+    definition_generation: int
+    definition: dict[str, Json]  # the SagaDefinition spec, as the API had it
+    input: Json
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stored:
+    record: SagaRecord
+    journal: list[ev.Event]
+
+
+class Journal:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load(self, uid: str) -> Stored | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM sagaz_sagas WHERE uid = $1", uuid.UUID(uid))
+            if row is None:
+                return None
+            rows = await conn.fetch(
+                "SELECT event FROM sagaz_journal WHERE saga_uid = $1 ORDER BY seq", uuid.UUID(uid)
+            )
+        return Stored(
+            record=SagaRecord(
+                uid=uid,
+                namespace=row["namespace"],
+                name=row["name"],
+                definition_name=row["definition_name"],
+                definition_generation=row["definition_generation"],
+                definition=json.loads(row["definition"]),
+                input=json.loads(row["input"]),
+            ),
+            journal=[codec.decode(json.loads(r["event"])) for r in rows],
+        )
+
+    async def create(self, record: SagaRecord) -> None:
+        """Record the saga and its definition snapshot; a second call changes nothing."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                """INSERT INTO sagaz_sagas (uid, namespace, name, definition_name,
+                       definition_generation, definition, input, phase)
+                   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, 'Pending')
+                   ON CONFLICT (uid) DO NOTHING""",
+                uuid.UUID(record.uid),
+                record.namespace,
+                record.name,
+                record.definition_name,
+                record.definition_generation,
+                json.dumps(record.definition),
+                json.dumps(record.input),
+            )
+
+    async def append(
+        self,
+        record: SagaRecord,
+        *,
+        version: int,
+        events: Sequence[ev.Event],
+        phase: str,
+        finished: bool,
+    ) -> int:
+        """Append ``events`` after ``version`` with one outbox row each; returns the new version."""
+        saga_uid = uuid.UUID(record.uid)
+        journal_rows = []
+        outbox_rows = []
+        for offset, event in enumerate(events, start=1):
+            body = codec.encode(event)
+            journal_rows.append((saga_uid, version + offset, body["type"], json.dumps(body)))
+            outbox_rows.append(_outbox_row(record, event, seq=version + offset))
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                await conn.executemany(
+                    """INSERT INTO sagaz_journal (saga_uid, seq, event_type, event)
+                       VALUES ($1, $2, $3, $4::jsonb)""",
+                    journal_rows,
+                )
+            except asyncpg.UniqueViolationError as error:
+                raise JournalConflictError(
+                    f"saga {record.uid}: journal moved past {version}"
+                ) from error
+            await conn.executemany(
+                """INSERT INTO sagaz_outbox (id, aggregate_type, aggregate_id, event_type,
+                       payload, headers)
+                   VALUES ($1, 'Saga', $2, $3, $4::jsonb, $5::jsonb)""",
+                outbox_rows,
+            )
+            await conn.execute(
+                """UPDATE sagaz_sagas SET version = $2, phase = $3, updated_at = now(),
+                       finished_at = CASE WHEN $4 THEN now() ELSE finished_at END
+                   WHERE uid = $1""",
+                saga_uid,
+                version + len(events),
+                phase,
+                finished,
+            )
+        return version + len(events)
+
+
+def _outbox_row(record: SagaRecord, event: ev.Event, *, seq: int) -> tuple[Any, ...]:
+    # The id is derived from (saga, seq): a retried transaction can never publish twice.
+    event_id = uuid.uuid5(uuid.UUID(record.uid), str(seq))
+    payload = codec.public_payload(
+        event,
+        saga_name=record.name,
+        namespace=record.namespace,
+        definition=record.definition_name,
+    )
+    headers = {"sequence": seq, "sagaUid": record.uid}
+    return (
+        event_id,
+        record.uid,
+        codec.public_type(event),
+        json.dumps(payload),
+        json.dumps(headers),
+    )

@@ -1,0 +1,56 @@
+"""The operator's own settings: flags first, then ``SAGAZ_*`` environment variables.
+
+    SAGAZ_DATABASE_URL            PostgreSQL URL (required), e.g. from a Secret via the chart
+    SAGAZ_ALLOWED_HOSTS           participant hosts allowed (comma-separated, ``*.suffix`` ok)
+    SAGAZ_ALLOWED_NETWORKS        participant networks allowed (comma-separated CIDRs)
+    SAGAZ_ALLOW_LINK_LOCAL        "true" to allow 169.254.0.0/16 (cloud metadata!) targets
+    SAGAZ_METRICS_ADDRESS         host:port for /metrics, e.g. 0.0.0.0:8080 (unset: off)
+    SAGAZ_STATUS_INTERVAL         seconds between coalesced status writes per saga (default 1)
+
+With no allow-lists every participant host is allowed except link-local addresses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sagaz_operator.domain import egress
+from sagaz_operator.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str
+    egress: egress.EgressPolicy
+    metrics_address: tuple[str, int] | None = None
+    status_interval: float = 1.0
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        url = env.get("SAGAZ_DATABASE_URL", "")
+        if not url:
+            raise ConfigError(
+                "SAGAZ_DATABASE_URL is not set: the operator needs PostgreSQL "
+                "(e.g. postgresql://user:password@host:5432/sagaz)"
+            )
+        return cls(
+            database_url=url,
+            egress=egress.parse_policy(
+                hosts=env.get("SAGAZ_ALLOWED_HOSTS", ""),
+                networks=env.get("SAGAZ_ALLOWED_NETWORKS", ""),
+                allow_link_local=env.get("SAGAZ_ALLOW_LINK_LOCAL", "").lower() == "true",
+            ),
+            metrics_address=_address(env.get("SAGAZ_METRICS_ADDRESS", "")),
+            status_interval=float(env.get("SAGAZ_STATUS_INTERVAL", "1")),
+        )
+
+
+def _address(text: str) -> tuple[str, int] | None:
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"SAGAZ_METRICS_ADDRESS must be host:port, not {text!r}")
+    return host, int(port)

@@ -1,0 +1,57 @@
+"""Saga and SagaDefinition handlers.
+
+Each unfinished Saga gets one Kopf daemon that runs its executor (a long create handler
+would block deletion, kopf#936). The daemon reads the live object; changes of
+``spec.suspend`` / ``spec.abort`` only wake it up through the per-object memo.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from sagaz_operator.adapters.kube import GROUP, VERSION
+from sagaz_operator.api.saga import SagaPhase
+from sagaz_operator.services import definitions, sagas
+from sagaz_operator.services.executor import Controls
+from sagaz_operator.services.runtime import Runtime
+
+TERMINAL = {
+    SagaPhase.SUCCEEDED.value,
+    SagaPhase.COMPENSATED.value,
+    SagaPhase.COMPENSATION_FAILED.value,
+    SagaPhase.FAILED.value,
+}
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL
+
+
+@kopf.daemon(GROUP, VERSION, "sagas", when=_unfinished, cancellation_timeout=30.0)
+async def execute(
+    body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    controls = Controls(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
+    memo["controls"] = controls
+    runtime: Runtime = memo["runtime"]
+    assert runtime.sagas is not None
+    await sagas.run(runtime.sagas, body=body, controls=controls, stopped=stopped)
+
+
+@kopf.on.field(GROUP, VERSION, "sagas", field="spec.suspend")
+@kopf.on.field(GROUP, VERSION, "sagas", field="spec.abort")
+def levers(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
+    controls: Controls | None = memo.get("controls")
+    if controls is not None:
+        controls.update(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
+
+
+@kopf.on.resume(GROUP, VERSION, "sagadefinitions")
+@kopf.on.create(GROUP, VERSION, "sagadefinitions")
+@kopf.on.update(GROUP, VERSION, "sagadefinitions", field="spec")
+async def check_definition(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo["runtime"]
+    assert runtime.sagas is not None
+    await definitions.check(runtime.sagas.kube, body, clock=runtime.sagas.clock)

@@ -1,0 +1,243 @@
+"""The saga executor: carries out the engine's decisions, one saga at a time.
+
+Its loop is the whole protocol of DESIGN.md §4.2:
+
+    decide -> journal the events (with their outbox rows, one transaction) -> fold them into
+    the state -> act on them (start an attempt, cancel one) -> wait for an outcome, a timer
+    or a user's change -> journal the outcome -> decide ...
+
+Nothing is acted on before it is journaled ("write-ahead dispatch"), so after a crash the
+journal says exactly which attempts were in flight; ``run`` starts them again first, with
+the same idempotency key (it does not depend on the attempt number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sagaz_operator.domain import engine, state
+from sagaz_operator.domain import events as ev
+from sagaz_operator.domain.model import StepName
+from sagaz_operator.errors import ParticipantError, RetryableParticipantError, TemplateError
+from sagaz_operator.services.steps import Purpose, SagaContext, StepRunner
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Journal(Protocol):
+    async def append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None: ...
+
+
+class Observer(Protocol):
+    """Told of every journaled event and state (status projection, Events, metrics)."""
+
+    def observe(self, event: ev.Event, current: state.SagaState) -> None: ...
+
+    def publish(self, current: state.SagaState) -> None: ...
+
+
+@dataclass
+class Controls:
+    """The user's levers (``spec.suspend``, ``spec.abort``), as last seen on the object."""
+
+    suspend: bool = False
+    abort: bool = False
+    changed: asyncio.Event | None = None
+
+    def __post_init__(self) -> None:
+        self.changed = self.changed or asyncio.Event()
+
+    def update(self, *, suspend: bool, abort: bool) -> None:
+        if (suspend, abort) != (self.suspend, self.abort):
+            self.suspend, self.abort = suspend, abort
+            assert self.changed is not None
+            self.changed.set()
+
+
+class Stopped(Protocol):
+    """Kopf's daemon stop flag: set when the operator exits or the object goes away."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
+_CallKey = tuple[StepName, Purpose]
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        saga: SagaContext,
+        current: state.SagaState,
+        journal: Journal,
+        runner: StepRunner,
+        observer: Observer,
+        controls: Controls,
+        clock: Clock,
+    ) -> None:
+        self._saga = saga
+        self.state = current
+        self._journal = journal
+        self._runner = runner
+        self._observer = observer
+        self._controls = controls
+        self._clock = clock
+        self._calls: dict[_CallKey, asyncio.Task[ev.Event]] = {}
+
+    async def run(self, stopped: Stopped) -> state.SagaState:
+        """Drive the saga until it finishes or ``stopped`` is set; returns the last state."""
+        self._resume_in_flight()
+        try:
+            while not stopped.is_set():
+                await self._sync_controls()
+                decision = engine.decide(self.state, self._clock())
+                if decision.events:
+                    await self._record(decision.events)
+                    continue
+                self._observer.publish(self.state)
+                if self.state.finished:
+                    break
+                await self._wait(decision.wake_at, stopped)
+            return self.state
+        finally:
+            await self._cancel_all()
+
+    # -- recording ---------------------------------------------------------------------------
+
+    async def _record(self, events: Sequence[ev.Event]) -> None:
+        after = state.replay(self.state, list(events))
+        await self._journal.append(events, after=after)
+        for event in events:
+            self.state = state.evolve(self.state, event)
+            self._observer.observe(event, self.state)
+            self._act(event)
+
+    def _act(self, event: ev.Event) -> None:
+        match event:
+            case ev.StepDispatched(step=name, attempt=attempt):
+                self._start(name, "action", attempt)
+            case ev.CompensationDispatched(step=name, attempt=attempt):
+                self._start(name, "compensation", attempt)
+            case ev.StepCancelled(step=name) | ev.StepFailed(step=name):
+                self._cancel((name, "action"))
+            case ev.CompensationFailed(step=name):
+                self._cancel((name, "compensation"))
+
+    async def _sync_controls(self) -> None:
+        wanted: list[ev.Event] = []
+        now = self._clock()
+        if self._controls.suspend != self.state.suspended and not self.state.finished:
+            wanted.append(ev.SuspendChanged(at=now, suspended=self._controls.suspend))
+        if self._controls.abort and not self.state.abort_requested and not self.state.finished:
+            wanted.append(ev.AbortRequested(at=now))
+        if wanted:
+            await self._record(wanted)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def _resume_in_flight(self) -> None:
+        for name, step in self.state.steps.items():
+            if step.action.in_flight_since is not None:
+                logger.info(
+                    "saga %s: resuming step %s attempt %d after a restart",
+                    self._saga.name,
+                    name,
+                    step.action.count,
+                )
+                self._start(name, "action", step.action.count)
+            if step.compensation.in_flight_since is not None:
+                self._start(name, "compensation", step.compensation.count)
+
+    def _start(self, name: StepName, purpose: Purpose, attempt: int) -> None:
+        self._calls[(name, purpose)] = asyncio.create_task(
+            self._call(name, purpose, attempt), name=f"saga {self._saga.uid} {name} {purpose}"
+        )
+
+    def _cancel(self, key: _CallKey) -> None:
+        task = self._calls.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self._calls.values())
+        self._calls.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _call(self, name: StepName, purpose: Purpose, attempt: int) -> ev.Event:
+        """One attempt, always ending in an outcome event (never an exception)."""
+        try:
+            output = await self._runner.run(
+                saga=self._saga, state=self.state, step=name, purpose=purpose, attempt=attempt
+            )
+        except (ParticipantError, TemplateError) as error:
+            return _failure(name, purpose, attempt, self._clock(), error)
+        except Exception as error:  # a bug must not kill the saga: fail the attempt, retryably
+            logger.exception(
+                "saga %s step %s %s attempt %d crashed", self._saga.name, name, purpose, attempt
+            )
+            unexpected = RetryableParticipantError(f"internal error: {type(error).__name__}")
+            return _failure(name, purpose, attempt, self._clock(), unexpected)
+        if purpose == "action":
+            return ev.StepSucceeded(at=self._clock(), step=name, attempt=attempt, output=output)
+        return ev.CompensationSucceeded(at=self._clock(), step=name, attempt=attempt)
+
+    async def _wait(self, wake_at: datetime | None, stopped: Stopped) -> None:
+        """Sleep until an attempt ends, the user changes something, ``wake_at``, or a stop."""
+        assert self._controls.changed is not None
+        self._controls.changed.clear()
+        waiters: list[asyncio.Future[Any]] = [
+            *self._calls.values(),
+            asyncio.ensure_future(self._controls.changed.wait()),
+            asyncio.ensure_future(stopped.wait()),
+        ]
+        timeout = None
+        if wake_at is not None:
+            timeout = max(0.0, (wake_at - self._clock()).total_seconds())
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for helper in waiters[-2:]:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
+        for key, task in list(self._calls.items()):
+            if task.done():
+                del self._calls[key]
+                await self._record([task.result()])
+
+
+def _failure(
+    name: StepName, purpose: Purpose, attempt: int, at: datetime, error: Exception
+) -> ev.Event:
+    retryable = isinstance(error, ParticipantError) and error.retryable
+    retry_after = error.retry_after_seconds if isinstance(error, ParticipantError) else None
+    if purpose == "compensation":
+        return ev.CompensationFailed(
+            at=at,
+            step=name,
+            attempt=attempt,
+            error=str(error),
+            retryable=retryable,
+            retry_after_seconds=retry_after,
+        )
+    return ev.StepFailed(
+        at=at,
+        step=name,
+        attempt=attempt,
+        error=str(error),
+        retryable=retryable,
+        outcome_unknown=isinstance(error, ParticipantError) and error.outcome_unknown,
+        retry_after_seconds=retry_after,
+    )

@@ -1,0 +1,74 @@
+"""Builds (and tears down) the adapters the operator shares across all sagas."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+
+from sagaz_operator.adapters import participants
+from sagaz_operator.adapters.kube import Kube
+from sagaz_operator.adapters.postgres import migrations
+from sagaz_operator.adapters.postgres.journal import Journal
+from sagaz_operator.adapters.postgres.locks import SagaLocks
+from sagaz_operator.config import Settings
+from sagaz_operator.errors import ConfigError
+from sagaz_operator.services.sagas import SagaRuntime
+from sagaz_operator.services.steps import StepRunner
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def check_database(url: str) -> None:
+    """Fail fast, with a clear message, when the database cannot be reached at start."""
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        raise ConfigError(f"cannot reach the database at SAGAZ_DATABASE_URL: {error}") from error
+    await conn.close()
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._locks: SagaLocks | None = None
+        self._http = participants.new_client()
+        self._kube: Kube | None = None
+        self.sagas: SagaRuntime | None = None
+
+    async def start(self) -> SagaRuntime:
+        url = self.settings.database_url
+        self._pool = await asyncpg.create_pool(url, min_size=2, max_size=20)
+        async with self._pool.acquire() as conn:
+            applied = await migrations.migrate(conn)
+        if applied:
+            logger.info("database migrated: %s", ", ".join(applied))
+        self._locks = await SagaLocks.open(url)
+        self._kube = Kube.from_environment()
+        http = participants.HttpParticipants(
+            client=self._http, egress=self.settings.egress, secrets=self._kube
+        )
+        self.sagas = SagaRuntime(
+            kube=self._kube,
+            journal=Journal(self._pool),
+            locks=self._locks,
+            runner=StepRunner(http=http),
+            clock=utc_now,
+            status_interval=self.settings.status_interval,
+        )
+        return self.sagas
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        if self._kube is not None:
+            await self._kube.close()
+        if self._locks is not None:
+            await self._locks.close()
+        if self._pool is not None:
+            await self._pool.close()

@@ -1,0 +1,88 @@
+"""Runs one attempt of one step's action or compensation against its participant.
+
+Templates are rendered here, at call time, from the saga's input and the outputs recorded so
+far; a reference to a missing value fails the attempt for good, naming the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sagaz_operator.adapters import tracing
+from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest
+from sagaz_operator.domain import templates
+from sagaz_operator.domain.model import HttpCall, Json, StepName
+from sagaz_operator.domain.state import SagaState
+from sagaz_operator.errors import PermanentParticipantError
+
+Purpose = Literal["action", "compensation"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SagaContext:
+    """Who a saga is, as participants and templates see it."""
+
+    uid: str
+    name: str
+    namespace: str
+    definition_name: str
+    input: Json
+
+    @property
+    def trace_id(self) -> str:
+        # One trace per saga: its uid is 16 random bytes, just what W3C trace ids are.
+        return self.uid.replace("-", "")
+
+
+class StepRunner:
+    def __init__(self, *, http: HttpParticipants) -> None:
+        self._http = http
+
+    async def run(
+        self,
+        *,
+        saga: SagaContext,
+        state: SagaState,
+        step: StepName,
+        purpose: Purpose,
+        attempt: int,
+    ) -> Json:
+        spec = state.definition.step(step)
+        call = spec.action if purpose == "action" else spec.compensation
+        if call is None:  # pragma: no cover - the engine never dispatches a missing compensation
+            raise PermanentParticipantError(f"step '{step}' has no {purpose}")
+        outputs = state.outputs()
+        context = templates.TemplateContext(
+            saga_name=saga.name,
+            saga_uid=saga.uid,
+            saga_namespace=saga.namespace,
+            input=saga.input,
+            outputs=outputs,
+        )
+        rendered = templates.render_call(call, context)
+        if not isinstance(rendered, HttpCall):
+            raise PermanentParticipantError(
+                f"step '{step}': Job participants are not supported by this operator version"
+            )
+        default_body: Json = {
+            "saga": {"name": saga.name, "namespace": saga.namespace, "uid": saga.uid},
+            "step": step,
+            "purpose": purpose,
+            "input": saga.input,
+            "outputs": outputs,
+        }
+        return await self._http.call(
+            ParticipantRequest(
+                call=rendered,
+                namespace=saga.namespace,
+                saga_name=saga.name,
+                saga_uid=saga.uid,
+                step=step,
+                purpose=purpose,
+                attempt=attempt,
+                timeout_seconds=spec.timeout_seconds,
+                traceparent=tracing.new_traceparent(saga.trace_id),
+                default_body=default_body,
+            )
+        )

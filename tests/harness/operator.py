@@ -1,0 +1,84 @@
+"""The operator as a real process, the way users run it (``sagaz-operator``).
+
+Tests start it against the real cluster and database, kill it (``kill -9``) and start it
+again; readiness is Kopf's liveness endpoint answering, not a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from harness.stack import REPO_ROOT, free_port
+
+
+class OperatorProcess:
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        database_url: str,
+        namespaces: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.database_url = database_url
+        self.namespaces = namespaces
+        self.log = log
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self, *, timeout: float = 60) -> None:
+        self.port = free_port()
+        command = [
+            str(Path(sys.executable).with_name("sagaz-operator")),
+            "--standalone",
+            "--liveness",
+            f"http://127.0.0.1:{self.port}/healthz",
+        ]
+        for namespace in self.namespaces:
+            command += ["--namespace", namespace]
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "SAGAZ_DATABASE_URL": self.database_url,
+            "SAGAZ_STATUS_INTERVAL": "0.3",
+            **self.env,
+        }
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the operator exited with {self.process.returncode}; see {self.log}"
+                )
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"the operator did not become live within {timeout}s; see {self.log}")
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown handlers, no cleanup, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,0 +1,97 @@
+"""Create SagaDefinitions and Sagas and wait for their phases, without blocking the loop.
+
+The participant servers run in the test's event loop, so every Kubernetes call here runs in
+a worker thread; waiting uses the watch API (events, not polling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kubernetes import client
+
+from harness import kube
+from sagaz_operator.api.definition import API_VERSION, GROUP, VERSION
+
+TERMINAL = ("Succeeded", "Compensated", "CompensationFailed", "Failed")
+
+
+class Sagas:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.namespace = namespace
+        self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+
+    async def define(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self._create("sagadefinitions", "SagaDefinition", name, spec)
+
+    async def start(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self._create("sagas", "Saga", name, spec)
+
+    async def get(self, name: str, plural: str = "sagas") -> dict[str, Any]:
+        result: dict[str, Any] = await asyncio.to_thread(
+            self._custom.get_namespaced_custom_object, GROUP, VERSION, self.namespace, plural, name
+        )
+        return result
+
+    async def patch(self, name: str, spec: dict[str, Any]) -> None:
+        await asyncio.to_thread(
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "sagas",
+            name,
+            {"spec": spec},
+        )
+
+    async def wait(
+        self,
+        name: str,
+        phases: tuple[str, ...] = TERMINAL,
+        *,
+        plural: str = "sagas",
+        within: float = 60,
+    ) -> dict[str, Any]:
+        """The object once its ``status.phase`` is one of ``phases``."""
+
+        def matches(item: dict[str, Any]) -> bool:
+            return item["metadata"]["name"] == name and (
+                (item.get("status") or {}).get("phase") in phases
+            )
+
+        return await self.wait_for(matches, plural=plural, within=within)
+
+    async def wait_for(self, predicate: Any, *, plural: str = "sagas", within: float = 60) -> Any:
+        return await asyncio.to_thread(
+            kube.wait_for,
+            self._custom.list_namespaced_custom_object,
+            predicate,
+            timeout=within,
+            group=GROUP,
+            version=VERSION,
+            namespace=self.namespace,
+            plural=plural,
+        )
+
+    async def events(self, name: str) -> list[tuple[str, str]]:
+        """(reason, message) of the Kubernetes Events about saga ``name``, oldest first."""
+        listed = await asyncio.to_thread(
+            self._core.list_namespaced_event,
+            self.namespace,
+            field_selector=f"involvedObject.name={name}",
+        )
+        ordered = sorted(listed.items, key=lambda e: (e.first_timestamp, e.metadata.name))
+        return [(e.reason, e.message) for e in ordered]
+
+    async def _create(self, plural: str, kind: str, name: str, spec: dict[str, Any]) -> Any:
+        body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+        return await asyncio.to_thread(
+            self._custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            plural,
+            body,
+        )
