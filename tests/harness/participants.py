@@ -244,6 +244,10 @@ class ParticipantServer:
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away; what it sent is recorded
+        except asyncio.CancelledError:
+            # Only __aexit__ cancels handlers: the connection is dropped unanswered. Ending
+            # normally keeps asyncio's stream callback from logging the cancellation as an error.
+            pass
         finally:
             self._handlers.discard(task)
             writer.close()

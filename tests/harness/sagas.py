@@ -63,6 +63,20 @@ class Sagas:
 
         return await self.wait_for(matches, plural=plural, within=within)
 
+    async def wait_all(self, names: list[str], *, within: float = 120) -> dict[str, str]:
+        """Wait (one watch for all) until every saga in ``names`` is finished; their phases."""
+        phases: dict[str, str] = {}
+        wanted = set(names)
+
+        def record(item: dict[str, Any]) -> bool:
+            name, phase = item["metadata"]["name"], (item.get("status") or {}).get("phase")
+            if name in wanted and phase in TERMINAL:
+                phases[name] = phase
+            return len(phases) == len(wanted)
+
+        await self.wait_for(record, within=within)
+        return phases
+
     async def wait_for(self, predicate: Any, *, plural: str = "sagas", within: float = 60) -> Any:
         return await asyncio.to_thread(
             kube.wait_for,

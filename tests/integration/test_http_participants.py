@@ -8,6 +8,7 @@ elsewhere), so these tests need no cluster and contact nothing but 127.0.0.0/8.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 
@@ -23,14 +24,15 @@ from harness.participants import (
     refused_url,
     unreachable_url,
 )
-from sagaz_operator.adapters import participants
+from sagaz_operator.adapters import participants, tracing
 from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest, Purpose
 from sagaz_operator.domain import egress
 from sagaz_operator.domain.model import HttpCall, Json, SecretHeader
 from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
 
 SAGA_UID = "5f0c2a8e-6d1b-4f55-9a43-0c1d2e3f4a5b"
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = tracing.new_traceparent(TRACE_ID)
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 TOKEN = "tok-8f7e6d5c4b3a"
 DEFAULT_BODY: Json = {"saga": {"name": "order-1001"}, "step": "reserve", "input": {"id": 1}}
@@ -403,3 +405,20 @@ class TestEgress:
         (seen,) = server.requests("/reserve")
         assert seen.header("Host") == f"inventory.test:{server.port}"
         assert resolver.looked_up == ["inventory.test"]
+
+
+class TestTraceparent:
+    def test_is_a_new_sampled_span_in_the_sagas_trace(self) -> None:
+        first, second = tracing.new_traceparent(TRACE_ID), tracing.new_traceparent(TRACE_ID)
+        for traceparent in (first, second):
+            assert re.fullmatch(rf"00-{TRACE_ID}-[0-9a-f]{{16}}-01", traceparent)
+        assert first != second
+
+    def test_starts_a_trace_when_none_is_given(self) -> None:
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", tracing.new_traceparent())
+        assert tracing.new_trace_id() != tracing.new_trace_id()
+
+    @pytest.mark.parametrize("trace_id", ["0" * 32, "ABC" + "0" * 29, "abc", "g" * 32])
+    def test_refuses_an_invalid_trace_id(self, trace_id: str) -> None:
+        with pytest.raises(ValueError, match="32 lower-case hex digits"):
+            tracing.new_traceparent(trace_id)

@@ -13,7 +13,8 @@ Why it is built this way:
   repeated call. ``X-Saga-Name``, ``X-Saga-Uid``, ``X-Saga-Step``, ``X-Saga-Attempt`` and
   ``traceparent`` come with it. These headers are the operator's: a definition's ``headers``
   cannot override them (nor ``Host`` or the framing headers); it may override ``Content-Type``,
-  ``Accept`` and ``User-Agent``.
+  ``Accept`` and ``User-Agent``. The body is JSON: the call's ``body`` if it has one, else the
+  default body -- except for GET and HEAD, which are sent without one.
 - **Secrets** (``headersFrom``) are read at call time and live only in the request: never
   logged, never in an error message (a response body that echoes one is redacted), and errors
   are raised ``from None`` so no exception chain keeps the request object alive.
