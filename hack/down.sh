@@ -3,6 +3,7 @@
 # With --purge, also deletes the data, certificates and kubeconfigs.
 source "$(dirname "$0")/lib.sh"
 
+"$REPO_ROOT/hack/operator.sh" stop
 "$REPO_ROOT/hack/kafka.sh" stop
 "$REPO_ROOT/hack/postgres.sh" stop
 "$REPO_ROOT/hack/cluster.sh" down

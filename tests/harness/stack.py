@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,23 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until_listening(
+    port: int, process: subprocess.Popen[bytes], *, within: float = 15
+) -> None:
+    """Return once ``process`` accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.1)  # nothing to await: the port opening is not an event we can watch
+            continue
+        return
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {within}s")
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> str:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the operator from this checkout against the local stack, in the background, together
+# with the demo shop participant (examples/shop.py on 127.0.0.1:18080).
+#
+#   hack/operator.sh start   install the CRDs, start shop + operator (kept if running)
+#   hack/operator.sh stop    stop them (by pid)
+# Logs: .dev/operator.log, .dev/shop.log
+source "$(dirname "$0")/lib.sh"
+
+start() {
+  [[ -f $SAGAZ_STATE/env ]] || die "the local stack is not up: run make up"
+  source "$SAGAZ_STATE/env"
+  kubectl apply --server-side --force-conflicts -f "$REPO_ROOT/crds/" >/dev/null
+  kubectl wait --for condition=established --timeout=60s -f "$REPO_ROOT/crds/" >/dev/null
+  start_daemon shop "$REPO_ROOT/.venv/bin/python" -u "$REPO_ROOT/examples/shop.py" --port 18080
+  local port_file=$SAGAZ_STATE/operator.port
+  if ! daemon_running operator; then free_port >"$port_file"; fi
+  start_daemon operator "$REPO_ROOT/.venv/bin/sagaz-operator" --all-namespaces --standalone \
+    --liveness "http://127.0.0.1:$(cat "$port_file")/healthz"
+  wait_for "the operator" 60 curl -fsS "http://127.0.0.1:$(cat "$port_file")/healthz"
+  log "operator running (log: .dev/operator.log)"
+}
+
+stop() {
+  stop_daemon operator
+  stop_daemon shop
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  *) die "usage: $0 start|stop" ;;
+esac
