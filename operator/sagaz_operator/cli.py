@@ -57,6 +57,7 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     try:
         settings = Settings.from_environment()
         asyncio.run(runtime.check_database(settings.database_url))

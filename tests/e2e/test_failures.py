@@ -76,7 +76,7 @@ class TestCompensation:
         reasons = [reason for reason, _ in await sagas.events("fail-last")]
         assert "CompensationStarted" in reasons
         assert reasons.count("StepCompensated") == 3
-        assert reasons[-1] == "SagaCompensated"
+        assert "SagaCompensated" in reasons
 
     async def test_failed_compensation_ends_compensation_failed_with_event(
         self, sagas: Sagas, participants: ParticipantServer

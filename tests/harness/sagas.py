@@ -90,7 +90,10 @@ class Sagas:
         )
 
     async def events(self, name: str) -> list[tuple[str, str]]:
-        """(reason, message) of the Kubernetes Events about saga ``name``, oldest first."""
+        """(reason, message) of the Kubernetes Events about saga ``name``.
+
+        Event times have one-second resolution: the order within a second is arbitrary.
+        """
         listed = await asyncio.to_thread(
             self._core.list_namespaced_event,
             self.namespace,
