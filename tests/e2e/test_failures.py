@@ -273,3 +273,33 @@ class TestPivot:
 
         assert saga["status"]["phase"] == "Succeeded"
         assert len(participants.requests("/ship")) == 5
+
+
+class TestDefinitionSnapshot:
+    async def test_editing_or_deleting_the_definition_does_not_change_a_running_saga(
+        self, sagas: Sagas, participants: ParticipantServer
+    ) -> None:
+        gate = participants.on("/a", Stall())
+        participants.on("/b", Respond())
+        participants.on("/b2", Respond())
+        spec = {
+            "steps": [
+                step(participants, "a", undo=False),
+                step(participants, "b", "a", undo=False),
+            ]
+        }
+        await sagas.define("snap", spec)
+        await sagas.start("snapped", {"definitionRef": {"name": "snap"}})
+        await participants.wait_for_requests("/a", 1)
+
+        spec["steps"][1]["action"] = http(participants, "/b2")
+        await sagas.replace_definition("snap", spec)
+        await sagas.delete_definition("snap")
+        assert isinstance(gate, Stall)
+        gate.release()
+        saga = await sagas.wait("snapped")
+
+        assert saga["status"]["phase"] == "Succeeded"
+        assert len(participants.requests("/b")) == 1
+        assert participants.requests("/b2") == []
+        assert saga["status"]["definition"] == {"name": "snap", "generation": 1}

@@ -34,9 +34,11 @@ class OperatorProcess:
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.metrics_port = 0
 
     def start(self, *, timeout: float = 60) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
         command = [
             str(Path(sys.executable).with_name("sagaz-operator")),
             "--standalone",
@@ -50,6 +52,7 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "SAGAZ_DATABASE_URL": self.database_url,
             "SAGAZ_STATUS_INTERVAL": "0.3",
+            "SAGAZ_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             **self.env,
         }
         with self.log.open("ab") as out:
@@ -68,6 +71,11 @@ class OperatorProcess:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError(f"the operator did not become live within {timeout}s; see {self.log}")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as answer:
+            text: str = answer.read().decode()
+            return text
 
     def kill(self) -> None:
         """``kill -9``: no shutdown handlers, no cleanup, as in a crash."""

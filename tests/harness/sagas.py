@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from harness import kube
 from sagaz_operator.api.definition import API_VERSION, GROUP, VERSION
@@ -46,6 +46,29 @@ class Sagas:
             {"spec": spec},
         )
 
+    async def replace_definition(self, name: str, spec: dict[str, Any]) -> None:
+        current = await self.get(name, plural="sagadefinitions")
+        current["spec"] = spec
+        await asyncio.to_thread(
+            self._custom.replace_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "sagadefinitions",
+            name,
+            current,
+        )
+
+    async def delete_definition(self, name: str) -> None:
+        await asyncio.to_thread(
+            self._custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "sagadefinitions",
+            name,
+        )
+
     async def wait(
         self,
         name: str,
@@ -62,6 +85,31 @@ class Sagas:
             )
 
         return await self.wait_for(matches, plural=plural, within=within)
+
+    async def deleted(self, name: str, *, within: float = 60) -> bool:
+        """Wait until saga ``name`` no longer exists."""
+
+        def gone() -> bool:
+            stream = watch.Watch().stream(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                "sagas",
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=int(within),
+            )
+            return any(event["type"] == "DELETED" for event in stream)
+
+        listed = await asyncio.to_thread(
+            self._custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "sagas",
+            field_selector=f"metadata.name={name}",
+        )
+        return not listed["items"] or await asyncio.to_thread(gone)
 
     async def wait_all(self, names: list[str], *, within: float = 120) -> dict[str, str]:
         """Wait (one watch for all) until every saga in ``names`` is finished; their phases."""

@@ -48,6 +48,17 @@ def levers(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
         controls.update(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
 
 
+def _expiring(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in TERMINAL and spec.get("ttlSecondsAfterFinished") is not None
+
+
+@kopf.timer(GROUP, VERSION, "sagas", interval=5.0, when=_expiring)
+async def expire(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo["runtime"]
+    assert runtime.sagas is not None
+    await sagas.expire(runtime.sagas, body=body)
+
+
 @kopf.on.resume(GROUP, VERSION, "sagadefinitions")
 @kopf.on.create(GROUP, VERSION, "sagadefinitions")
 @kopf.on.update(GROUP, VERSION, "sagadefinitions", field="spec")

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic
@@ -93,6 +94,25 @@ async def run(
     finally:
         metrics.sagas_active.dec()
         await runtime.locks.release(uid)
+
+
+async def expire(runtime: SagaRuntime, *, body: Mapping[str, Any]) -> bool:
+    """Delete a finished saga once ``spec.ttlSecondsAfterFinished`` has passed; True if so."""
+    ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
+    finished = (body.get("status") or {}).get("finishedAt")
+    if ttl is None or not finished:
+        return False
+    finished_at = datetime.fromisoformat(finished.replace("Z", "+00:00"))
+    if runtime.clock() < finished_at + timedelta(seconds=int(ttl)):
+        return False
+    meta = body["metadata"]
+    await runtime.kube.delete(
+        f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/sagas/{meta['name']}"
+    )
+    logger.info(
+        "saga %s/%s deleted: ttlSecondsAfterFinished passed", meta["namespace"], meta["name"]
+    )
+    return True
 
 
 async def _run_fenced(

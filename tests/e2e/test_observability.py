@@ -1,0 +1,52 @@
+"""Metrics, liveness and clean-up of finished sagas."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from harness.operator import OperatorProcess
+from harness.participants import ParticipantServer, Respond
+from harness.sagas import Sagas
+
+pytestmark = pytest.mark.cluster
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.e+]+)"
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_metrics_count_finished_sagas_and_steps(
+    operator: OperatorProcess, sagas: Sagas, participants: ParticipantServer
+) -> None:
+    participants.on("/a", Respond())
+    before = await asyncio.to_thread(operator.metrics)
+    spec = {"steps": [{"name": "a", "action": {"http": {"url": participants.url("/a")}}}]}
+
+    await sagas.start("counted", {"definition": spec})
+    await sagas.wait("counted")
+    after = await asyncio.to_thread(operator.metrics)
+
+    finished = 'phase="Succeeded"'
+    assert metric(after, "sagaz_sagas_finished_total", finished) == (
+        metric(before, "sagaz_sagas_finished_total", finished) + 1
+    )
+    assert metric(after, "sagaz_step_attempts_total", 'result="succeeded"') >= 1
+    assert "sagaz_saga_duration_seconds_bucket" in after
+    assert "counted" not in after  # never a saga name as a label
+
+
+async def test_finished_saga_is_deleted_after_its_ttl(
+    sagas: Sagas, participants: ParticipantServer
+) -> None:
+    participants.on("/a", Respond())
+    spec = {"steps": [{"name": "a", "action": {"http": {"url": participants.url("/a")}}}]}
+
+    await sagas.start("short-lived", {"definition": spec, "ttlSecondsAfterFinished": 1})
+    await sagas.wait("short-lived")
+
+    assert await sagas.deleted("short-lived", within=30)
