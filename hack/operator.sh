@@ -15,8 +15,8 @@ start() {
   start_daemon shop "$REPO_ROOT/.venv/bin/python" -u "$REPO_ROOT/examples/shop.py" --port 18080
   local port_file=$SAGAZ_STATE/operator.port
   if ! daemon_running operator; then free_port >"$port_file"; fi
-  # Every namespace but the test suite's own (e2e-*), which its own operator serves.
-  start_daemon operator "$REPO_ROOT/.venv/bin/sagaz-operator" --namespace '*,!e2e-*' --standalone \
+  # Every namespace but the test suite's own (e2e-*), which its own operators serve.
+  start_daemon operator "$REPO_ROOT/.venv/bin/sagaz-operator" --namespace '!e2e-*' --standalone \
     --liveness "http://127.0.0.1:$(cat "$port_file")/healthz"
   wait_for "the operator" 60 curl -fsS "http://127.0.0.1:$(cat "$port_file")/healthz"
   log "operator running (log: .dev/operator.log)"

@@ -24,7 +24,8 @@ def operator(
     process = OperatorProcess(
         kubeconfig=cluster.kubeconfig,
         database_url=postgres_url,
-        namespaces=["e2e-*"],
+        # e2e-own-* namespaces belong to tests that run operators of their own.
+        namespaces=["e2e-*,!e2e-own-*"],
         log=tmp_path_factory.mktemp("operator") / "operator.log",
     )
     process.start()

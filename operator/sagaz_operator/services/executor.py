@@ -9,6 +9,11 @@ Its loop is the whole protocol of DESIGN.md §4.2:
 Nothing is acted on before it is journaled ("write-ahead dispatch"), so after a crash the
 journal says exactly which attempts were in flight; ``run`` starts them again first, with
 the same idempotency key (it does not depend on the attempt number).
+
+When the database is away, the executor keeps its place: it retries the same append with
+backoff (in-flight calls go on; their outcomes wait) and reports ``DatabaseAvailable=False``.
+If its fence is gone (the advisory lock was lost, or another writer appended first), it
+stops at once with ``FencedError``: whoever holds the saga now goes on from the journal.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
+from sagaz_operator.adapters.postgres.journal import JournalConflictError
 from sagaz_operator.domain import engine, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import StepName
@@ -36,12 +43,32 @@ class Journal(Protocol):
     async def append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None: ...
 
 
+class Fence(Protocol):
+    async def ensure(self) -> bool:
+        """True while this process may write the saga (taking its lock again if needed)."""
+        ...
+
+
 class Observer(Protocol):
     """Told of every journaled event and state (status projection, Events, metrics)."""
 
     def observe(self, event: ev.Event, current: state.SagaState) -> None: ...
 
     def publish(self, current: state.SagaState) -> None: ...
+
+    def database(self, *, available: bool, message: str) -> None: ...
+
+
+class FencedError(Exception):
+    """Another executor may own this saga now: stop without writing anything more."""
+
+
+class _StopRequestedError(Exception):
+    """The operator is stopping (or the object went away) while waiting for the database."""
+
+
+#: Backoff while the database is unavailable, in seconds.
+DATABASE_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 @dataclass
@@ -84,8 +111,11 @@ class Executor:
         observer: Observer,
         controls: Controls,
         clock: Clock,
+        fence: Fence,
     ) -> None:
         self._saga = saga
+        self._fence = fence
+        self._stopped: Stopped | None = None
         self.state = current
         self._journal = journal
         self._runner = runner
@@ -95,7 +125,11 @@ class Executor:
         self._calls: dict[_CallKey, asyncio.Task[ev.Event]] = {}
 
     async def run(self, stopped: Stopped) -> state.SagaState:
-        """Drive the saga until it finishes or ``stopped`` is set; returns the last state."""
+        """Drive the saga until it finishes or ``stopped`` is set; returns the last state.
+
+        Raises ``FencedError`` when the saga's lock was lost.
+        """
+        self._stopped = stopped
         self._resume_in_flight()
         try:
             while not stopped.is_set():
@@ -109,18 +143,53 @@ class Executor:
                     break
                 await self._wait(decision.wake_at, stopped)
             return self.state
+        except _StopRequestedError:
+            return self.state
         finally:
             await self._cancel_all()
 
     # -- recording ---------------------------------------------------------------------------
 
     async def _record(self, events: Sequence[ev.Event]) -> None:
-        after = state.replay(self.state, list(events))
-        await self._journal.append(events, after=after)
+        await self._append(events, after=state.replay(self.state, list(events)))
         for event in events:
             self.state = state.evolve(self.state, event)
             self._observer.observe(event, self.state)
             self._act(event)
+
+    async def _append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None:
+        """Journal ``events``, waiting out database outages; only a lost fence stops it."""
+        failures = 0
+        while True:
+            try:
+                if not await self._fence.ensure():
+                    raise FencedError(f"saga {self._saga.uid}: another operator holds its lock")
+                await self._journal.append(events, after=after)
+            except JournalConflictError as error:
+                raise FencedError(str(error)) from error
+            except DatabaseUnavailableError as error:
+                self._observer.database(available=False, message=f"database unavailable: {error}")
+                delay = DATABASE_BACKOFF[min(failures, len(DATABASE_BACKOFF) - 1)]
+                failures += 1
+                logger.warning(
+                    "saga %s: database unavailable (%s); retrying in %gs",
+                    self._saga.name,
+                    error,
+                    delay,
+                )
+                await self._pause(delay)
+                continue
+            if failures:
+                self._observer.database(available=True, message="database reachable again")
+            return
+
+    async def _pause(self, seconds: float) -> None:
+        assert self._stopped is not None
+        try:
+            await asyncio.wait_for(asyncio.ensure_future(self._stopped.wait()), timeout=seconds)
+        except TimeoutError:
+            return
+        raise _StopRequestedError
 
     def _act(self, event: ev.Event) -> None:
         match event:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sagaz_operator import metrics
 from sagaz_operator.adapters.kube import ApiError, Kube, ObjectRef
-from sagaz_operator.domain import codec, projection, state
+from sagaz_operator.domain import codec, conditions, projection, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Json
 from sagaz_operator.services.executor import Clock
@@ -59,6 +59,8 @@ class Reporter:
         self._dirty = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._posts: set[asyncio.Task[None]] = set()
+        self._conditions: list[dict[str, Json]] = []
+        self._database_ok = True
 
     # -- Observer ----------------------------------------------------------------------------
 
@@ -70,6 +72,26 @@ class Reporter:
             if isinstance(event, ev.SagaFinished):
                 warning = event.outcome is not ev.Outcome.SUCCEEDED
             self._post(codec.public_type(event), _describe(event), warning=warning)
+
+    def database(self, *, available: bool, message: str) -> None:
+        """Show on the saga whether its progress is paused for the database."""
+        self._conditions = conditions.upsert(
+            self._conditions,
+            type="DatabaseAvailable",
+            status=available,
+            reason="Reachable" if available else "Unreachable",
+            message=message,
+            generation=self._generation(),
+            now=self._clock(),
+        )
+        if available != self._database_ok:
+            self._database_ok = available
+            self._post(
+                "DatabaseAvailable" if available else "DatabaseUnavailable",
+                message,
+                warning=not available,
+            )
+        self._dirty.set()
 
     def publish(self, current: state.SagaState) -> None:
         self._latest = current
@@ -110,6 +132,8 @@ class Reporter:
             definition_generation=generation,
         )
         status["observedGeneration"] = self._generation()
+        if self._conditions:
+            status["conditions"] = list(self._conditions)
         if status == self._written:
             return
         try:

@@ -49,7 +49,7 @@ class Runtime:
             applied = await migrations.migrate(conn)
         if applied:
             logger.info("database migrated: %s", ", ".join(applied))
-        self._locks = await SagaLocks.open(url)
+        self._locks = SagaLocks(url)
         self._kube = Kube.from_environment()
         http = participants.HttpParticipants(
             client=self._http, egress=self.settings.egress, secrets=self._kube

@@ -11,6 +11,7 @@ mistyped name fails fast instead of hanging; fix it and create the Saga again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pydantic
 
 from sagaz_operator import metrics
 from sagaz_operator.adapters.kube import GROUP, VERSION, Kube, ObjectRef
+from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal, SagaRecord
 from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.api.saga import SagaSpec
@@ -28,7 +30,7 @@ from sagaz_operator.domain import definitions, inputs, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Definition, Json, SagaUid
 from sagaz_operator.errors import DefinitionError
-from sagaz_operator.services.executor import Clock, Controls, Executor, Stopped
+from sagaz_operator.services.executor import Clock, Controls, Executor, FencedError, Stopped
 from sagaz_operator.services.reporting import Reporter
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
@@ -69,6 +71,20 @@ class _BoundJournal:
         )
 
 
+class _Fence:
+    """The executor's fence: this process holds the saga's advisory lock."""
+
+    def __init__(self, locks: SagaLocks, uid: str) -> None:
+        self._locks, self._uid = locks, uid
+
+    async def ensure(self) -> bool:
+        if self._locks.holds(self._uid):
+            return True
+        # The lock connection was replaced (database restart): take the lock again, unless
+        # another operator took it meanwhile.
+        return await self._locks.try_acquire(self._uid)
+
+
 async def run(
     runtime: SagaRuntime,
     *,
@@ -76,24 +92,39 @@ async def run(
     controls: Controls,
     stopped: Stopped,
 ) -> None:
-    """Run the saga in ``body`` (a live view of the object) until it finishes or is stopped."""
+    """Run the saga in ``body`` (a live view of the object) until it finishes or is stopped.
+
+    Only the holder of the saga's advisory lock runs it; whoever loses the lock starts over
+    from the journal once it has it again.
+    """
     meta = body["metadata"]
     uid = str(meta["uid"])
-    while not await runtime.locks.try_acquire(uid):
-        logger.info(
-            "saga %s/%s is run by another operator; waiting", meta["namespace"], meta["name"]
-        )
+    while not stopped.is_set():
         try:
-            await asyncio.wait_for(stopped.wait(), timeout=LOCK_RETRY_SECONDS)
-        except TimeoutError:
+            acquired = await runtime.locks.try_acquire(uid)
+        except DatabaseUnavailableError as error:
+            logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
+            acquired = False
+        if not acquired:
+            await _pause(stopped, LOCK_RETRY_SECONDS)
             continue
-        return
-    metrics.sagas_active.inc()
-    try:
-        await _run_fenced(runtime, body=body, controls=controls, stopped=stopped)
-    finally:
-        metrics.sagas_active.dec()
-        await runtime.locks.release(uid)
+        metrics.sagas_active.inc()
+        try:
+            await _run_fenced(runtime, body=body, controls=controls, stopped=stopped)
+            return
+        except FencedError as error:
+            logger.warning("saga %s: lost its fence (%s); starting over", meta["name"], error)
+        except DatabaseUnavailableError as error:
+            logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
+            await _pause(stopped, LOCK_RETRY_SECONDS)
+        finally:
+            metrics.sagas_active.dec()
+            await runtime.locks.release(uid)
+
+
+async def _pause(stopped: Stopped, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.ensure_future(stopped.wait()), timeout=seconds)
 
 
 async def expire(runtime: SagaRuntime, *, body: Mapping[str, Any]) -> bool:
@@ -166,6 +197,7 @@ async def _run_fenced(
             observer=reporter,
             controls=controls,
             clock=runtime.clock,
+            fence=_Fence(runtime.locks, uid),
         )
         await executor.run(stopped)
     finally:

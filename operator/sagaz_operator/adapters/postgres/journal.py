@@ -7,21 +7,39 @@ history (the advisory lock in ``locks`` normally keeps it from trying at all).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
+from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError, unavailable
 from sagaz_operator.domain import codec
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Json
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class JournalConflictError(Exception):
     """Someone else appended to this saga's journal: this writer's view is stale."""
+
+
+def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Raise ``DatabaseUnavailableError`` for transient connection problems."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except unavailable() as error:
+            raise DatabaseUnavailableError(f"{type(error).__name__}: {error}") from error
+
+    return wrapper
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +65,7 @@ class Journal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @_guarded
     async def load(self, uid: str) -> Stored | None:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM sagaz_sagas WHERE uid = $1", uuid.UUID(uid))
@@ -68,6 +87,7 @@ class Journal:
             journal=[codec.decode(json.loads(r["event"])) for r in rows],
         )
 
+    @_guarded
     async def create(self, record: SagaRecord) -> None:
         """Record the saga and its definition snapshot; a second call changes nothing."""
         async with self._pool.acquire() as conn:
@@ -85,6 +105,7 @@ class Journal:
                 json.dumps(record.input),
             )
 
+    @_guarded
     async def append(
         self,
         record: SagaRecord,

@@ -2,8 +2,9 @@
 
 All locks of one operator process live on one dedicated connection: if the process dies,
 PostgreSQL drops the connection and every lock with it, so another replica can take over at
-once. If the connection breaks while this process lives, every executor must stop (its lock
-is gone): ``alive`` tells them.
+once. If that connection breaks while this process lives (a database restart), every lock is
+gone: ``epoch`` counts connections, and an executor whose lock was taken under an older epoch
+must take it again (``holds``) before it writes anything more.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import uuid
 
 import asyncpg
 
+from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError, unavailable
+
 
 def lock_key(uid: str) -> int:
     """A stable signed 64-bit key for ``pg_advisory_lock`` from a saga uid."""
@@ -20,30 +23,53 @@ def lock_key(uid: str) -> int:
 
 
 class SagaLocks:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
         self._guard = asyncio.Lock()  # one asyncpg connection serves one query at a time
-
-    @classmethod
-    async def open(cls, dsn: str) -> SagaLocks:
-        return cls(await asyncpg.connect(dsn))
-
-    @property
-    def alive(self) -> bool:
-        return not self._conn.is_closed()
+        self._held: dict[str, int] = {}  # saga uid -> epoch it was acquired in
+        self.epoch = 0
 
     async def try_acquire(self, uid: str) -> bool:
         async with self._guard:
-            acquired: bool = await self._conn.fetchval(
-                "SELECT pg_try_advisory_lock($1)", lock_key(uid)
-            )
+            conn = await self._connection()
+            try:
+                acquired: bool = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", lock_key(uid)
+                )
+            except unavailable() as error:
+                raise DatabaseUnavailableError(str(error)) from error
+            if acquired:
+                self._held[uid] = self.epoch
             return acquired
 
+    def holds(self, uid: str) -> bool:
+        """True while the lock taken for ``uid`` is still held (same connection)."""
+        return (
+            self._held.get(uid) == self.epoch
+            and self._conn is not None
+            and not self._conn.is_closed()
+        )
+
     async def release(self, uid: str) -> None:
-        if not self.alive:
+        epoch = self._held.pop(uid, None)
+        if epoch != self.epoch or self._conn is None or self._conn.is_closed():
             return
         async with self._guard:
-            await self._conn.execute("SELECT pg_advisory_unlock($1)", lock_key(uid))
+            try:
+                await self._conn.execute("SELECT pg_advisory_unlock($1)", lock_key(uid))
+            except unavailable():
+                pass  # the connection is gone, and the lock with it
 
     async def close(self) -> None:
-        await self._conn.close()
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            try:
+                self._conn = await asyncpg.connect(self._dsn, timeout=10)
+            except unavailable() as error:
+                raise DatabaseUnavailableError(str(error)) from error
+            self.epoch += 1
+        return self._conn
