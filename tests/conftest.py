@@ -24,8 +24,8 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    with stack.postgres() as url:
-        yield url
+    with stack.postgres() as instance:
+        yield instance.url
 
 
 @pytest.fixture(scope="session")

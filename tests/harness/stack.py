@@ -103,12 +103,30 @@ def kafka() -> Iterator[str]:
             _run("kafka.sh", "stop")
 
 
+class Postgres:
+    """A throw-away PostgreSQL cluster of our own, which tests may stop and start."""
+
+    def __init__(self, name: str) -> None:
+        self._env = {"SAGAZ_PG_NAME": name}
+        self.url = ""
+
+    def start(self) -> str:
+        self.url = _run("postgres.sh", "start", env=self._env).splitlines()[-1]
+        return self.url
+
+    def stop(self) -> None:
+        _run("postgres.sh", "stop", env=self._env)
+
+    def destroy(self) -> None:
+        _run("postgres.sh", "destroy", env=self._env)
+
+
 @contextmanager
-def postgres() -> Iterator[str]:
-    """A throw-away PostgreSQL cluster for this test session only."""
-    env = {"SAGAZ_PG_NAME": f"postgres-test-{os.getpid()}"}
-    url = _run("postgres.sh", "start", env=env).splitlines()[-1]
+def postgres(name: str = "session") -> Iterator[Postgres]:
+    """A throw-away PostgreSQL cluster, destroyed afterwards."""
+    instance = Postgres(f"postgres-test-{os.getpid()}-{name}")
+    instance.start()
     try:
-        yield url
+        yield instance
     finally:
-        _run("postgres.sh", "destroy", env=env)
+        instance.destroy()

@@ -1,0 +1,237 @@
+"""Sagas survive anything: kill -9 of the operator, a database restart, a second operator.
+
+Each test runs operators of its own (real processes) against a PostgreSQL of its own, in an
+``e2e-own-*`` namespace the session's operator leaves alone. Participants answer
+idempotently by key, as the README asks of them; the assertions read the participants'
+records and the journal itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from kubernetes.client import ApiClient
+
+from harness import crds, kube, stack
+from harness.operator import OperatorProcess
+from harness.participants import Fail, ParticipantServer, Respond, Stall
+from harness.sagas import Sagas
+
+pytestmark = pytest.mark.cluster
+
+FAST = {"maxAttempts": 3, "backoff": {"initialSeconds": 0.2, "factor": 2, "maxSeconds": 1}}
+
+
+@pytest.fixture
+def database() -> Iterator[stack.Postgres]:
+    with stack.postgres(f"durability-{uuid.uuid4().hex[:6]}") as instance:
+        yield instance
+
+
+@pytest.fixture
+def own_namespace(k8s: ApiClient) -> Iterator[str]:
+    crds.install(k8s)
+    with kube.namespace(k8s, prefix="e2e-own") as name:
+        yield name
+
+
+@pytest.fixture
+def own_sagas(k8s: ApiClient, own_namespace: str) -> Sagas:
+    return Sagas(k8s, own_namespace)
+
+
+@pytest.fixture
+def operators(
+    cluster: stack.Cluster, database: stack.Postgres, own_namespace: str, tmp_path: Path
+) -> Iterator[list[OperatorProcess]]:
+    started: list[OperatorProcess] = []
+
+    def make(**env: str) -> OperatorProcess:
+        process = OperatorProcess(
+            kubeconfig=cluster.kubeconfig,
+            database_url=database.url,
+            namespaces=[own_namespace],
+            log=tmp_path / f"operator-{len(started)}.log",
+            env=env,
+        )
+        started.append(process)
+        return process
+
+    yield make  # type: ignore[misc]
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[ParticipantServer]:
+    async with ParticipantServer() as server:
+        yield server
+
+
+def chain(server: ParticipantServer) -> dict[str, Any]:
+    """a -> b -> c, each with a compensation but c."""
+
+    def step(name: str, *after: str, undo: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": name,
+            "dependsOn": list(after),
+            "action": {"http": {"url": server.url(f"/{name}")}},
+        }
+        if undo:
+            body["compensation"] = {"http": {"url": server.url(f"/{name}/undo")}}
+        return body
+
+    return {
+        "defaults": {"timeoutSeconds": 10, "retry": FAST},
+        "compensationRetry": FAST,
+        "steps": [step("a"), step("b", "a"), step("c", "b", undo=False)],
+    }
+
+
+async def journal_integrity(url: str) -> dict[str, Counter[str]]:
+    """Per saga name, the journal's event types; asserts seq and outbox invariants."""
+    conn = await asyncpg.connect(url)
+    try:
+        sagas = await conn.fetch("SELECT uid, name, version FROM sagaz_sagas")
+        result: dict[str, Counter[str]] = {}
+        for saga in sagas:
+            rows = await conn.fetch(
+                "SELECT seq, event_type FROM sagaz_journal WHERE saga_uid = $1 ORDER BY seq",
+                saga["uid"],
+            )
+            assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1)), "journal gap"
+            assert saga["version"] == len(rows)
+            outbox = await conn.fetch(
+                """SELECT (headers->>'sequence')::int AS seq FROM sagaz_outbox
+                   WHERE aggregate_id = $1 ORDER BY created_at, (headers->>'sequence')::int""",
+                str(saga["uid"]),
+            )
+            assert [r["seq"] for r in outbox] == [r["seq"] for r in rows], "outbox != journal"
+            result[saga["name"]] = Counter(r["event_type"] for r in rows)
+        return result
+    finally:
+        await conn.close()
+
+
+async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
+    operators: Any, own_sagas: Sagas, shop: ParticipantServer, database: stack.Postgres
+) -> None:
+    count, kills = 24, 12
+    failing = {f"crash-{i}" for i in range(0, count, 3)}
+    for path in ("/a", "/b", "/c", "/a/undo", "/b/undo"):
+        shop.on(path, Stall(0.4, then=Respond(json={"done": path})))
+    for name in failing:
+        shop.on("/c", Stall(0.4, then=Fail(400)), saga=name)
+    operator: OperatorProcess = operators()
+    operator.start()
+    await own_sagas.define("chain", chain(shop))
+    for i in range(count):
+        await own_sagas.start(f"crash-{i}", {"definitionRef": {"name": "chain"}})
+
+    moments = random.Random(20261122)
+    for _ in range(kills):
+        await asyncio.sleep(moments.uniform(0.3, 1.5))  # a random moment, on purpose
+        operator.kill()
+        await asyncio.to_thread(operator.start)
+    phases = await own_sagas.wait_all([f"crash-{i}" for i in range(count)], within=300)
+
+    for name, phase in phases.items():
+        assert phase == ("Compensated" if name in failing else "Succeeded"), name
+    for name in phases:
+        requests = shop.requests(saga=name)
+        keys = {r.idempotency_key for r in requests}
+        undone = {r.path for r in requests if r.path.endswith("/undo")}
+        # one key per step and purpose, whatever the number of deliveries
+        assert len(keys) == len({(r.path) for r in requests}), name
+        assert undone == ({"/a/undo", "/b/undo"} if name in failing else set()), name
+    journals = await journal_integrity(database.url)
+    for name, types in journals.items():
+        assert types["SagaFinished"] == 1, name
+        assert types["CompensationSucceeded"] <= 2, name
+        assert types["StepSucceeded"] <= 3, name
+
+
+async def test_database_restart_pauses_then_finishes(
+    operators: Any, own_sagas: Sagas, shop: ParticipantServer, database: stack.Postgres
+) -> None:
+    for path in ("/a", "/b", "/c", "/a/undo", "/b/undo"):
+        shop.on(path, Stall(0.5, then=Respond()))
+    operators().start()
+    await own_sagas.define("chain", chain(shop))
+    names = [f"db-{i}" for i in range(6)]
+    for name in names:
+        await own_sagas.start(name, {"definitionRef": {"name": "chain"}})
+    await shop.wait_for_requests("/a", len(names))
+
+    await asyncio.to_thread(database.stop)
+    paused = await own_sagas.wait_for(
+        lambda s: any(
+            c["type"] == "DatabaseAvailable" and c["status"] == "False"
+            for c in (s.get("status") or {}).get("conditions") or []
+        )
+    )
+    await asyncio.to_thread(database.start)
+    phases = await own_sagas.wait_all(names, within=120)
+
+    assert paused["status"]["phase"] not in ("Failed", "Compensated")
+    assert set(phases.values()) == {"Succeeded"}
+    await journal_integrity(database.url)
+
+
+async def test_two_operators_never_run_the_same_step(
+    operators: Any, own_sagas: Sagas, shop: ParticipantServer, database: stack.Postgres
+) -> None:
+    for path in ("/a", "/b", "/c"):
+        shop.on(path, Stall(0.1, then=Respond()))
+    first, second = operators(), operators()
+    first.start()
+    second.start()
+    await own_sagas.define("chain", chain(shop))
+    names = [f"pair-{i}" for i in range(30)]
+    for name in names:
+        await own_sagas.start(name, {"definitionRef": {"name": "chain"}})
+
+    phases = await own_sagas.wait_all(names, within=120)
+
+    assert set(phases.values()) == {"Succeeded"}
+    deliveries = Counter(r.idempotency_key for r in shop.requests())
+    assert len(deliveries) == 3 * len(names)
+    assert set(deliveries.values()) == {1}, "a step was dispatched twice"
+
+
+async def test_status_catches_up_from_the_journal_after_a_crash(
+    operators: Any, own_sagas: Sagas, shop: ParticipantServer
+) -> None:
+    shop.on("/a", Respond())
+    shop.on("/b", Respond())
+    gate = shop.on("/c", Stall())
+    lazy = operators(SAGAZ_STATUS_INTERVAL="3600")  # writes status once, then not for an hour
+    lazy.start()
+    await own_sagas.start("lagging", {"definition": chain(shop)})
+    await shop.wait_for_requests("/c", 1)
+
+    lazy.kill()  # a and b are journaled as succeeded; the status never said so
+    stale = await own_sagas.get("lagging")
+    operators().start()
+    caught_up = await own_sagas.wait_for(
+        lambda s: (
+            s["metadata"]["name"] == "lagging" and (s.get("status") or {}).get("progress") == "2/3"
+        )
+    )
+    assert isinstance(gate, Stall)
+    gate.release()
+    final = await own_sagas.wait("lagging")
+
+    assert stale["status"]["progress"] != "2/3"
+    assert caught_up["status"]["steps"][2]["phase"] == "Running"
+    assert final["status"]["phase"] == "Succeeded"
+    keys = {r.idempotency_key for r in shop.requests("/c")}
+    assert len(keys) == 1  # re-dispatched after the crash with the same key
