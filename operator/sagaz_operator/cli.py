@@ -47,6 +47,11 @@ def _operator_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="serve Kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
     )
+    parser.add_argument(
+        "--migrate-only",
+        action="store_true",
+        help="apply the database migrations and exit (e.g. from a Helm hook)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser.parse_args(argv)
 
@@ -61,6 +66,10 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_environment()
         asyncio.run(runtime.check_database(settings.database_url))
+        if args.migrate_only:
+            applied = asyncio.run(runtime.migrate(settings.database_url))
+            print(f"sagaz-operator: migrations applied: {', '.join(applied) or 'none needed'}")
+            return
     except ConfigError as error:
         print(f"sagaz-operator: {error}", file=sys.stderr)
         sys.exit(2)

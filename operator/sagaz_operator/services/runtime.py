@@ -33,6 +33,14 @@ async def check_database(url: str) -> None:
     await conn.close()
 
 
+async def migrate(url: str) -> list[str]:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await migrations.migrate(conn)
+    finally:
+        await conn.close()
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

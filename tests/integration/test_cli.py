@@ -1,0 +1,47 @@
+"""The operator's command line: clear refusals, and migrations on their own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OPERATOR = str(Path(sys.executable).with_name("sagaz-operator"))
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "SAGAZ_DATABASE_URL"}
+    return subprocess.run(
+        [OPERATOR, *args],
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_refuses_to_start_without_a_database_url() -> None:
+    done = run("--standalone")
+
+    assert done.returncode == 2
+    assert "SAGAZ_DATABASE_URL is not set" in done.stderr
+
+
+def test_refuses_to_start_when_the_database_is_unreachable() -> None:
+    done = run("--standalone", SAGAZ_DATABASE_URL="postgresql://sagaz:x@127.0.0.1:9/sagaz")
+
+    assert done.returncode == 2
+    assert "cannot reach the database" in done.stderr
+
+
+@pytest.mark.postgres
+def test_migrations_apply_once_and_are_idempotent(postgres_url: str) -> None:
+    first = run("--migrate-only", SAGAZ_DATABASE_URL=postgres_url)
+    second = run("--migrate-only", SAGAZ_DATABASE_URL=postgres_url)
+
+    assert first.returncode == second.returncode == 0
+    assert second.stdout.strip() == "sagaz-operator: migrations applied: none needed"
