@@ -6,6 +6,8 @@
     SAGAZ_ALLOW_LINK_LOCAL        "true" to allow 169.254.0.0/16 (cloud metadata!) targets
     SAGAZ_METRICS_ADDRESS         host:port for /metrics, e.g. 0.0.0.0:8080 (unset: off)
     SAGAZ_STATUS_INTERVAL         seconds between coalesced status writes per saga (default 1)
+    SAGAZ_WORKER_IMAGE            image of OutboxWorker pods that name none (the chart sets the
+                                  operator's own image)
 
 With no allow-lists every participant host is allowed except link-local addresses.
 """
@@ -16,8 +18,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sagaz_operator import __version__
 from sagaz_operator.domain import egress
 from sagaz_operator.errors import ConfigError
+
+DEFAULT_WORKER_IMAGE = f"sagaz-operator:{__version__}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +31,7 @@ class Settings:
     egress: egress.EgressPolicy
     metrics_address: tuple[str, int] | None = None
     status_interval: float = 1.0
+    worker_image: str = DEFAULT_WORKER_IMAGE
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -44,6 +50,7 @@ class Settings:
             ),
             metrics_address=_address(env.get("SAGAZ_METRICS_ADDRESS", "")),
             status_interval=float(env.get("SAGAZ_STATUS_INTERVAL", "1")),
+            worker_image=env.get("SAGAZ_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE,
         )
 
 

@@ -45,6 +45,26 @@ def wait_for(
     raise TimeoutError(f"nothing matched within {timeout}s")
 
 
+def wait_deleted(
+    list_fn: Callable[..., Any], name: str, *, timeout: float = 60, **list_kwargs: Any
+) -> bool:
+    """True once no object named ``name`` is listed (watching for its deletion)."""
+    selector = {"field_selector": f"metadata.name={name}"}
+    listed = list_fn(**list_kwargs, **selector)
+    items = listed["items"] if isinstance(listed, dict) else listed.items
+    if not items:
+        return True
+    version = (
+        listed["metadata"]["resourceVersion"]
+        if isinstance(listed, dict)
+        else listed.metadata.resource_version
+    )
+    stream = watch.Watch().stream(
+        list_fn, resource_version=version, timeout_seconds=int(timeout), **list_kwargs, **selector
+    )
+    return any(event["type"] == "DELETED" for event in stream)
+
+
 @contextmanager
 def namespace(api: client.ApiClient, prefix: str = "test") -> Iterator[str]:
     """A fresh namespace whose default service account exists (so pods are admitted)."""

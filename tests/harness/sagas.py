@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
 from harness import kube
 from sagaz_operator.api.definition import API_VERSION, GROUP, VERSION
@@ -24,10 +24,10 @@ class Sagas:
         self._core = client.CoreV1Api(api)
 
     async def define(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return await self._create("sagadefinitions", "SagaDefinition", name, spec)
+        return await self.create("sagadefinitions", "SagaDefinition", name, spec)
 
     async def start(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return await self._create("sagas", "Saga", name, spec)
+        return await self.create("sagas", "Saga", name, spec)
 
     async def get(self, name: str, plural: str = "sagas") -> dict[str, Any]:
         result: dict[str, Any] = await asyncio.to_thread(
@@ -88,28 +88,16 @@ class Sagas:
 
     async def deleted(self, name: str, *, within: float = 60) -> bool:
         """Wait until saga ``name`` no longer exists."""
-
-        def gone() -> bool:
-            stream = watch.Watch().stream(
-                self._custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                "sagas",
-                field_selector=f"metadata.name={name}",
-                timeout_seconds=int(within),
-            )
-            return any(event["type"] == "DELETED" for event in stream)
-
-        listed = await asyncio.to_thread(
+        return await asyncio.to_thread(
+            kube.wait_deleted,
             self._custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            "sagas",
-            field_selector=f"metadata.name={name}",
+            name,
+            timeout=within,
+            group=GROUP,
+            version=VERSION,
+            namespace=self.namespace,
+            plural="sagas",
         )
-        return not listed["items"] or await asyncio.to_thread(gone)
 
     async def wait_all(self, names: list[str], *, within: float = 120) -> dict[str, str]:
         """Wait (one watch for all) until every saga in ``names`` is finished; their phases."""
@@ -150,7 +138,18 @@ class Sagas:
         ordered = sorted(listed.items, key=lambda e: (e.first_timestamp, e.metadata.name))
         return [(e.reason, e.message) for e in ordered]
 
-    async def _create(self, plural: str, kind: str, name: str, spec: dict[str, Any]) -> Any:
+    async def patch_object(self, plural: str, name: str, spec: dict[str, Any]) -> None:
+        await asyncio.to_thread(
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            plural,
+            name,
+            {"spec": spec},
+        )
+
+    async def create(self, plural: str, kind: str, name: str, spec: dict[str, Any]) -> Any:
         body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
         return await asyncio.to_thread(
             self._custom.create_namespaced_custom_object,

@@ -114,6 +114,16 @@ class Kube:
         if response.status_code != 404:
             _json(response)
 
+    async def apply(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply ``body`` as the operator's field manager, taking over conflicts."""
+        response = await self._http.patch(
+            path,
+            params={"fieldManager": COMPONENT, "force": "true"},
+            json=body,
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
+        return _json(response)
+
     async def patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
         """Merge-patch ``.status``; a vanished object is not an error (it was deleted)."""
         response = await self._http.patch(

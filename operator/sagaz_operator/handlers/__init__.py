@@ -3,6 +3,6 @@
 Importing this package registers every handler with Kopf's default registry.
 """
 
-from sagaz_operator.handlers import sagas, startup
+from sagaz_operator.handlers import outboxworkers, sagas, startup
 
-__all__ = ["sagas", "startup"]
+__all__ = ["outboxworkers", "sagas", "startup"]

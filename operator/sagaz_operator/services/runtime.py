@@ -14,6 +14,7 @@ from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
+from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.sagas import SagaRuntime
 from sagaz_operator.services.steps import StepRunner
 
@@ -49,6 +50,7 @@ class Runtime:
         self._http = participants.new_client()
         self._kube: Kube | None = None
         self.sagas: SagaRuntime | None = None
+        self.workers: WorkerRuntime | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -69,6 +71,9 @@ class Runtime:
             runner=StepRunner(http=http),
             clock=utc_now,
             status_interval=self.settings.status_interval,
+        )
+        self.workers = WorkerRuntime(
+            kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
         return self.sagas
 

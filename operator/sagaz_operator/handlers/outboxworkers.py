@@ -1,0 +1,44 @@
+"""OutboxWorker handlers: reconcile on every change of the worker or of its children.
+
+A timer refreshes the backlog in the status (and repairs drift) even when nothing changes;
+events of the Deployments we own (a manual edit, a pod becoming ready) reconcile at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from sagaz_operator.adapters.kube import GROUP, VERSION
+from sagaz_operator.services import outboxworkers
+from sagaz_operator.services.runtime import Runtime
+
+
+def _workers(memo: kopf.Memo) -> outboxworkers.WorkerRuntime:
+    runtime: Runtime = memo["runtime"]
+    assert runtime.workers is not None
+    return runtime.workers
+
+
+@kopf.on.resume(GROUP, VERSION, "outboxworkers")
+@kopf.on.create(GROUP, VERSION, "outboxworkers")
+@kopf.on.update(GROUP, VERSION, "outboxworkers", field="spec")
+@kopf.timer(GROUP, VERSION, "outboxworkers", interval=10.0, idle=5.0)
+async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await outboxworkers.reconcile(_workers(memo), body)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={"sagaz.io/outboxworker": kopf.PRESENT})
+async def child_changed(
+    meta: kopf.Meta, namespace: str | None, memo: kopf.Memo, type: str | None, **_: Any
+) -> None:
+    owner = meta.get("labels", {}).get("sagaz.io/outboxworker")
+    if not owner or not namespace:
+        return
+    runtime = _workers(memo)
+    body = await runtime.kube.get(
+        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/outboxworkers/{owner}"
+    )
+    if body is not None and body["metadata"].get("deletionTimestamp") is None:
+        await outboxworkers.reconcile(runtime, body)

@@ -1,0 +1,105 @@
+"""Reconciles an OutboxWorker into its Deployment and HPA, and reports the fleet's status.
+
+Every reconcile applies the whole desired state (server-side apply, forced), so a spec change,
+a manual edit of a child, or a deleted child all converge the same way. Children carry an
+owner reference, so deleting the OutboxWorker lets Kubernetes' garbage collector remove them.
+The backlog shown in the status is read from the outbox table itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from sagaz_operator.adapters.kube import Kube, ObjectRef
+from sagaz_operator.adapters.postgres import backlog
+from sagaz_operator.api.outboxworker import OutboxWorkerSpec
+from sagaz_operator.domain import conditions, definitions, workers
+from sagaz_operator.services.executor import Clock
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerRuntime:
+    kube: Kube
+    image: str
+    clock: Clock
+
+
+async def reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
+    meta = body["metadata"]
+    name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
+    ref = ObjectRef(
+        kind="OutboxWorker", plural="outboxworkers", namespace=namespace, name=name, uid=uid
+    )
+    generation = int(meta.get("generation", 1))
+    existing = (body.get("status") or {}).get("conditions") or []
+    try:
+        spec = OutboxWorkerSpec.model_validate(body.get("spec") or {})
+    except pydantic.ValidationError as error:
+        message = definitions.describe(error, path="spec")
+        await runtime.kube.patch_status(
+            ref,
+            {
+                "observedGeneration": generation,
+                "conditions": conditions.upsert(
+                    existing,
+                    type="Ready",
+                    status=False,
+                    reason="InvalidSpec",
+                    message=message,
+                    generation=generation,
+                    now=runtime.clock(),
+                ),
+            },
+        )
+        return
+    deployment = workers.deployment(
+        spec, name=name, namespace=namespace, uid=uid, image=runtime.image
+    )
+    child = deployment["metadata"]["name"]
+    deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{child}"
+    hpa_path = f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{child}"
+    applied = await runtime.kube.apply(deployment_path, deployment)
+    if workers.autoscaled(spec):
+        await runtime.kube.apply(
+            hpa_path, workers.autoscaler(spec, name=name, namespace=namespace, uid=uid)
+        )
+    else:
+        await runtime.kube.delete(hpa_path)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "selector": workers.selector(name),
+        "replicas": (applied.get("status") or {}).get("replicas", 0),
+        "readyReplicas": (applied.get("status") or {}).get("readyReplicas", 0),
+    }
+    ready, reason, message = True, "Reconciled", "Deployment applied"
+    try:
+        url = await runtime.kube.read(
+            namespace=namespace,
+            name=spec.database.url_secret_ref.name,
+            key=spec.database.url_secret_ref.key,
+        )
+        found = await backlog.read(url, spec.database.table)
+        status |= {
+            "pendingEvents": found.pending,
+            "oldestPendingSeconds": round(found.oldest_pending_seconds, 3),
+            "deadEvents": found.dead,
+        }
+    except Exception as error:  # missing Secret or table, bad URL, database down: say so
+        ready, reason, message = False, "BacklogUnknown", f"cannot read the outbox: {error}"
+    status["conditions"] = conditions.upsert(
+        existing,
+        type="Ready",
+        status=ready,
+        reason=reason,
+        message=message,
+        generation=generation,
+        now=runtime.clock(),
+    )
+    await runtime.kube.patch_status(ref, status)
