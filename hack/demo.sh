@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from a fresh machine: bring up the local stack, run the operator, run two
-# example sagas (one succeeds, one is compensated) and show them with kubectl.
+# example sagas (HTTP steps, and HTTP + Job steps; each once succeeding, once compensated)
+# and show them with kubectl.
 source "$(dirname "$0")/lib.sh"
 "$REPO_ROOT/hack/up.sh"
 "$REPO_ROOT/hack/operator.sh" start
@@ -10,13 +11,19 @@ cd "$REPO_ROOT"
 show() { printf '\n$ %s\n' "$*"; "$@"; }
 
 # A rerun starts the example sagas afresh.
-kubectl delete saga order-1001 order-1002 --ignore-not-found --wait >/dev/null
-show kubectl apply -f examples/order-saga/definition.yaml
+kubectl delete saga order-1001 order-1002 order-2001 order-2002 --ignore-not-found --wait >/dev/null
+show kubectl apply -f examples/order-saga/definition.yaml -f examples/mixed-saga/definition.yaml
 show kubectl apply -f examples/order-saga/saga.yaml -f examples/order-saga/saga-declined.yaml
-kubectl wait --for=jsonpath='{.status.phase}'=Succeeded saga/order-1001 --timeout=120s >/dev/null
-kubectl wait --for=jsonpath='{.status.phase}'=Compensated saga/order-1002 --timeout=120s >/dev/null
+show kubectl apply -f examples/mixed-saga/saga.yaml -f examples/mixed-saga/saga-declined.yaml
+for saga in order-1001 order-2001; do
+  kubectl wait --for=jsonpath='{.status.phase}'=Succeeded "saga/$saga" --timeout=120s >/dev/null
+done
+for saga in order-1002 order-2002; do
+  kubectl wait --for=jsonpath='{.status.phase}'=Compensated "saga/$saga" --timeout=120s >/dev/null
+done
 show kubectl get sagadefinitions
 show kubectl get sagas
+show kubectl get jobs -l sagaz.io/saga=order-2002
 show kubectl get saga order-1002 \
   -o jsonpath='{range .status.steps[*]}{.name}{"\t"}{.phase}{"\t"}{.error}{"\n"}{end}'
 printf '\n$ kubectl describe saga order-1002   (events)\n'

@@ -6,6 +6,10 @@
     SAGAZ_ALLOW_LINK_LOCAL        "true" to allow 169.254.0.0/16 (cloud metadata!) targets
     SAGAZ_METRICS_ADDRESS         host:port for /metrics, e.g. 0.0.0.0:8080 (unset: off)
     SAGAZ_STATUS_INTERVAL         seconds between coalesced status writes per saga (default 1)
+    SAGAZ_JOB_STEPS               "disabled" refuses every Job step (default: enabled)
+    SAGAZ_JOB_ALLOWED_IMAGES      image globs Job steps may use (comma-separated; unset: any)
+    SAGAZ_JOB_ALLOWED_SERVICE_ACCOUNTS  service accounts Job pods may run as (unset: any)
+    SAGAZ_JOB_ALLOW_HOST_ACCESS   "true" allows host network/PID/IPC, hostPath, privileged
     SAGAZ_WORKER_IMAGE            image of OutboxWorker pods that name none (the chart sets the
                                   operator's own image)
 
@@ -16,10 +20,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sagaz_operator import __version__
-from sagaz_operator.domain import egress
+from sagaz_operator.domain import egress, jobs
 from sagaz_operator.errors import ConfigError
 
 DEFAULT_WORKER_IMAGE = f"sagaz-operator:{__version__}"
@@ -32,6 +36,7 @@ class Settings:
     metrics_address: tuple[str, int] | None = None
     status_interval: float = 1.0
     worker_image: str = DEFAULT_WORKER_IMAGE
+    job_policy: jobs.JobPolicy = field(default_factory=jobs.JobPolicy)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -51,7 +56,24 @@ class Settings:
             metrics_address=_address(env.get("SAGAZ_METRICS_ADDRESS", "")),
             status_interval=float(env.get("SAGAZ_STATUS_INTERVAL", "1")),
             worker_image=env.get("SAGAZ_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE,
+            job_policy=_job_policy(env),
         )
+
+
+def _job_policy(env: Mapping[str, str]) -> jobs.JobPolicy:
+    switch = env.get("SAGAZ_JOB_STEPS", "enabled").lower()
+    if switch not in ("enabled", "disabled"):
+        raise ConfigError(f"SAGAZ_JOB_STEPS must be enabled or disabled, not {switch!r}")
+    return jobs.JobPolicy(
+        enabled=switch == "enabled",
+        allowed_images=_items(env.get("SAGAZ_JOB_ALLOWED_IMAGES", "")),
+        allowed_service_accounts=_items(env.get("SAGAZ_JOB_ALLOWED_SERVICE_ACCOUNTS", "")),
+        allow_host_access=env.get("SAGAZ_JOB_ALLOW_HOST_ACCESS", "").lower() == "true",
+    )
+
+
+def _items(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _address(text: str) -> tuple[str, int] | None:

@@ -18,12 +18,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from kubernetes import client
 from kubernetes.client import ApiClient
 
 from harness import crds, kube, stack
 from harness.operator import OperatorProcess
 from harness.participants import Fail, ParticipantServer, Respond, Stall
-from harness.sagas import Sagas
+from harness.sagas import Sagas, kwok_job
 
 pytestmark = pytest.mark.cluster
 
@@ -235,3 +236,31 @@ async def test_status_catches_up_from_the_journal_after_a_crash(
     assert final["status"]["phase"] == "Succeeded"
     keys = {r.idempotency_key for r in shop.requests("/c")}
     assert len(keys) == 1  # re-dispatched after the crash with the same key
+
+
+async def test_restart_while_a_job_runs_adopts_it(
+    k8s: ApiClient, operators: Any, own_sagas: Sagas
+) -> None:
+    spec = {"steps": [{"name": "long", "action": kwok_job(output={"ok": 1}, delay="6s")}]}
+    first: OperatorProcess = operators()
+    first.start()
+    await own_sagas.start("adopted", {"definition": spec, "input": {"orderId": "9"}})
+    await asyncio.to_thread(
+        kube.wait_for,
+        client.BatchV1Api(k8s).list_namespaced_job,
+        lambda j: j.metadata.labels.get("sagaz.io/saga") == "adopted",
+        namespace=own_sagas.namespace,
+    )
+
+    first.kill()
+    operators().start()
+    saga = await own_sagas.wait("adopted")
+
+    assert saga["status"]["phase"] == "Succeeded"
+    assert saga["status"]["steps"][0]["output"] == {"ok": 1}
+    listed = await asyncio.to_thread(
+        client.BatchV1Api(k8s).list_namespaced_job,
+        own_sagas.namespace,
+        label_selector="sagaz.io/saga=adopted",
+    )
+    assert len(listed.items) == 1  # adopted, not created again

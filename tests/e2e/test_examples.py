@@ -44,17 +44,47 @@ def example(path: Path, address: str) -> dict[str, Any]:
     return body
 
 
-async def test_order_saga_example(sagas: Sagas, shop: str) -> None:
-    directory = EXAMPLES / "order-saga"
+async def run_example(
+    sagas: Sagas, shop: str, directory: Path, sagas_by_file: dict[str, str]
+) -> dict[str, str]:
+    """Apply the example's definition and sagas; the sagas' final phases."""
     definition = example(directory / "definition.yaml", shop)
     await sagas.define(definition["metadata"]["name"], definition["spec"])
-    for name in ("saga.yaml", "saga-declined.yaml"):
-        saga = example(directory / name, shop)
+    for file in sagas_by_file:
+        saga = example(directory / file, shop)
         await sagas.start(saga["metadata"]["name"], saga["spec"])
+    return await sagas.wait_all(list(sagas_by_file.values()))
 
-    phases = await sagas.wait_all(["order-1001", "order-1002"])
+
+async def test_order_saga_example(sagas: Sagas, shop: str) -> None:
+    phases = await run_example(
+        sagas,
+        shop,
+        EXAMPLES / "order-saga",
+        {"saga.yaml": "order-1001", "saga-declined.yaml": "order-1002"},
+    )
 
     assert phases == {"order-1001": "Succeeded", "order-1002": "Compensated"}
     declined = await sagas.get("order-1002")
     assert [s["phase"] for s in declined["status"]["steps"]] == ["Compensated", "Failed", "Skipped"]
     assert "card declined" in declined["status"]["steps"][1]["error"]
+
+
+async def test_mixed_http_and_job_example(sagas: Sagas, shop: str) -> None:
+    phases = await run_example(
+        sagas,
+        shop,
+        EXAMPLES / "mixed-saga",
+        {"saga.yaml": "order-2001", "saga-declined.yaml": "order-2002"},
+    )
+
+    assert phases == {"order-2001": "Succeeded", "order-2002": "Compensated"}
+    done = await sagas.get("order-2001")
+    assert done["status"]["steps"][1]["output"] == {"parcel": "P-2001"}
+    declined = await sagas.get("order-2002")
+    assert [s["phase"] for s in declined["status"]["steps"]] == [
+        "Compensated",
+        "Compensated",
+        "Failed",
+        "Skipped",
+    ]

@@ -7,6 +7,7 @@ a worker thread; waiting uses the watch API (events, not polling).
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from kubernetes import client
@@ -159,3 +160,36 @@ class Sagas:
             plural,
             body,
         )
+
+
+def kwok_job(
+    *,
+    output: Any = None,
+    outcome: str | None = None,
+    delay: str | None = None,
+    **pod: Any,
+) -> dict[str, Any]:
+    """A Job call whose pod kwok ends as told (see hack/kwok/stages.yaml)."""
+    annotations = {}
+    if output is not None:
+        annotations["sagaz.io/kwok-termination-message"] = json.dumps(output)
+    if delay is not None:
+        annotations["sagaz.io/kwok-delay"] = delay
+    labels = {"sagaz.io/kwok-outcome": outcome} if outcome else {}
+    return {
+        "job": {
+            "template": {
+                "metadata": {"annotations": annotations, "labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "example/step:1",
+                            "args": ["--order", "${input.orderId}"],
+                        }
+                    ],
+                    **pod,
+                },
+            }
+        }
+    }

@@ -40,6 +40,13 @@ async def execute(
     await sagas.run(runtime.sagas, body=body, controls=controls, stopped=stopped)
 
 
+@kopf.on.event("batch", "v1", "jobs", labels={"sagaz.io/saga": kopf.PRESENT})
+def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo["runtime"]
+    if runtime.jobs is not None:
+        runtime.jobs.observe(body)
+
+
 @kopf.on.field(GROUP, VERSION, "sagas", field="spec.suspend")
 @kopf.on.field(GROUP, VERSION, "sagas", field="spec.abort")
 def levers(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:

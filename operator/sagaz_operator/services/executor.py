@@ -123,6 +123,7 @@ class Executor:
         self._controls = controls
         self._clock = clock
         self._calls: dict[_CallKey, asyncio.Task[ev.Event]] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     async def run(self, stopped: Stopped) -> state.SagaState:
         """Drive the saga until it finishes or ``stopped`` is set; returns the last state.
@@ -197,10 +198,13 @@ class Executor:
                 self._start(name, "action", attempt)
             case ev.CompensationDispatched(step=name, attempt=attempt):
                 self._start(name, "compensation", attempt)
-            case ev.StepCancelled(step=name) | ev.StepFailed(step=name):
-                self._cancel((name, "action"))
-            case ev.CompensationFailed(step=name):
-                self._cancel((name, "compensation"))
+            case (
+                ev.StepCancelled(step=name, attempt=attempt)
+                | ev.StepFailed(step=name, attempt=attempt)
+            ):
+                self._cut_off(name, "action", attempt)
+            case ev.CompensationFailed(step=name, attempt=attempt):
+                self._cut_off(name, "compensation", attempt)
 
     async def _sync_controls(self) -> None:
         wanted: list[ev.Event] = []
@@ -232,17 +236,27 @@ class Executor:
             self._call(name, purpose, attempt), name=f"saga {self._saga.uid} {name} {purpose}"
         )
 
-    def _cancel(self, key: _CallKey) -> None:
-        task = self._calls.pop(key, None)
-        if task is not None:
-            task.cancel()
+    def _cut_off(self, name: StepName, purpose: Purpose, attempt: int) -> None:
+        """Stop waiting for an attempt the engine gave up on, and clean up after it."""
+        task = self._calls.pop((name, purpose), None)
+        if task is None or task.done():
+            return
+        task.cancel()
+        cleanup = asyncio.create_task(
+            self._runner.stop(
+                saga=self._saga, state=self.state, step=name, purpose=purpose, attempt=attempt
+            )
+        )
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
 
     async def _cancel_all(self) -> None:
+        """Stop waiting (the operator stops): the attempts' Jobs live on, to be adopted."""
         tasks = list(self._calls.values())
         self._calls.clear()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._cleanups, return_exceptions=True)
 
     async def _call(self, name: StepName, purpose: Purpose, attempt: int) -> ev.Event:
         """One attempt, always ending in an outcome event (never an exception)."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from sagaz_operator.adapters import participants
+from sagaz_operator.adapters.jobs import JobParticipants
 from sagaz_operator.adapters.kube import Kube
 from sagaz_operator.adapters.postgres import migrations
 from sagaz_operator.adapters.postgres.journal import Journal
@@ -51,6 +52,7 @@ class Runtime:
         self._kube: Kube | None = None
         self.sagas: SagaRuntime | None = None
         self.workers: WorkerRuntime | None = None
+        self.jobs: JobParticipants | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -64,11 +66,12 @@ class Runtime:
         http = participants.HttpParticipants(
             client=self._http, egress=self.settings.egress, secrets=self._kube
         )
+        self.jobs = JobParticipants(kube=self._kube, policy=self.settings.job_policy)
         self.sagas = SagaRuntime(
             kube=self._kube,
             journal=Journal(self._pool),
             locks=self._locks,
-            runner=StepRunner(http=http),
+            runner=StepRunner(http=http, jobs=self.jobs),
             clock=utc_now,
             status_interval=self.settings.status_interval,
         )

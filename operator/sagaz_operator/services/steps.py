@@ -1,4 +1,4 @@
-"""Runs one attempt of one step's action or compensation against its participant.
+"""Runs one attempt of one step's action or compensation against its participant (HTTP or Job).
 
 Templates are rendered here, at call time, from the saga's input and the outputs recorded so
 far; a reference to a missing value fails the attempt for good, naming the path.
@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sagaz_operator.adapters import tracing
+from sagaz_operator.adapters.jobs import JobParticipants, JobRequest
 from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest
-from sagaz_operator.domain import templates
-from sagaz_operator.domain.model import HttpCall, Json, StepName
+from sagaz_operator.domain import jobs, templates
+from sagaz_operator.domain.model import HttpCall, JobCall, Json, StepName
 from sagaz_operator.domain.state import SagaState
 from sagaz_operator.errors import PermanentParticipantError
 
@@ -36,8 +37,9 @@ class SagaContext:
 
 
 class StepRunner:
-    def __init__(self, *, http: HttpParticipants) -> None:
+    def __init__(self, *, http: HttpParticipants, jobs: JobParticipants) -> None:
         self._http = http
+        self._jobs = jobs
 
     async def run(
         self,
@@ -61,9 +63,19 @@ class StepRunner:
             outputs=outputs,
         )
         rendered = templates.render_call(call, context)
-        if not isinstance(rendered, HttpCall):
-            raise PermanentParticipantError(
-                f"step '{step}': Job participants are not supported by this operator version"
+        if isinstance(rendered, JobCall):
+            return await self._jobs.run(
+                JobRequest(
+                    call=rendered,
+                    namespace=saga.namespace,
+                    saga_name=saga.name,
+                    saga_uid=saga.uid,
+                    step=step,
+                    purpose=purpose,
+                    attempt=attempt,
+                    saga_input=saga.input,
+                    outputs=outputs,
+                )
             )
         default_body: Json = {
             "saga": {"name": saga.name, "namespace": saga.namespace, "uid": saga.uid},
@@ -72,6 +84,7 @@ class StepRunner:
             "input": saga.input,
             "outputs": outputs,
         }
+        assert isinstance(rendered, HttpCall)
         return await self._http.call(
             ParticipantRequest(
                 call=rendered,
@@ -86,3 +99,21 @@ class StepRunner:
                 default_body=default_body,
             )
         )
+
+    async def stop(
+        self,
+        *,
+        saga: SagaContext,
+        state: SagaState,
+        step: StepName,
+        purpose: Purpose,
+        attempt: int,
+    ) -> None:
+        """Clean up an attempt that was cut off (timeout, cancellation): delete its Job."""
+        spec = state.definition.step(step)
+        call = spec.action if purpose == "action" else spec.compensation
+        if isinstance(call, JobCall):
+            name = jobs.name(
+                saga=saga.name, uid=saga.uid, step=step, purpose=purpose, attempt=attempt
+            )
+            await self._jobs.stop(namespace=saga.namespace, name=name)
