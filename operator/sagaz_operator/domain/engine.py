@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sagaz_operator.api.saga import StepPhase
 from sagaz_operator.domain import backoff, dag
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import FailureStrategy, RetryPolicy, StepKind, StepName
-from sagaz_operator.domain.state import SagaState, StepPhase, StepState, Tries
+from sagaz_operator.domain.state import SagaState, StepState, Tries
 
 #: Maps a stable key to a number in [0, 1).
 Jitter = Callable[[str], float]

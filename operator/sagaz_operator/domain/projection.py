@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from sagaz_operator.api.saga import StepPhase
 from sagaz_operator.domain.model import Json
-from sagaz_operator.domain.state import SagaState, StepPhase, StepState
+from sagaz_operator.domain.state import SagaState, StepState
 
 MAX_OUTPUT_BYTES = 1024
 MAX_TEXT = 1024

@@ -12,37 +12,17 @@ cancel or compensate next — is ``engine.decide``'s business.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from sagaz_operator.api.saga import SagaPhase, StepPhase
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Definition, Json, SagaUid, StepKind, StepName
 
-
-class SagaPhase(enum.StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUSPENDED = "Suspended"
-    COMPENSATING = "Compensating"
-    SUCCEEDED = "Succeeded"
-    COMPENSATED = "Compensated"
-    COMPENSATION_FAILED = "CompensationFailed"
-    FAILED = "Failed"
-
-
-class StepPhase(enum.StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"  # an attempt is in flight, or the step waits for its next attempt
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    SKIPPED = "Skipped"  # never started: the saga failed first
-    COMPENSATING = "Compensating"
-    COMPENSATED = "Compensated"
-    COMPENSATION_FAILED = "CompensationFailed"
-
-
+# The phases are the API's (api.saga): what the status shows is exactly what the engine knows.
+# A step is RUNNING while an attempt is in flight or it waits for the next one; SKIPPED when
+# it never started because the saga failed first.
 TERMINAL_PHASES = frozenset(
     {
         SagaPhase.SUCCEEDED,

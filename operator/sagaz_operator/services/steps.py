@@ -13,7 +13,7 @@ from sagaz_operator.adapters import tracing
 from sagaz_operator.adapters.jobs import JobParticipants, JobRequest
 from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest
 from sagaz_operator.domain import jobs, templates
-from sagaz_operator.domain.model import HttpCall, JobCall, Json, StepName
+from sagaz_operator.domain.model import Call, HttpCall, JobCall, Json, StepName
 from sagaz_operator.domain.state import SagaState
 from sagaz_operator.errors import PermanentParticipantError
 
@@ -51,7 +51,7 @@ class StepRunner:
         attempt: int,
     ) -> Json:
         spec = state.definition.step(step)
-        call = spec.action if purpose == "action" else spec.compensation
+        call = _call(state, step, purpose)
         if call is None:  # pragma: no cover - the engine never dispatches a missing compensation
             raise PermanentParticipantError(f"step '{step}' has no {purpose}")
         outputs = state.outputs()
@@ -110,10 +110,13 @@ class StepRunner:
         attempt: int,
     ) -> None:
         """Clean up an attempt that was cut off (timeout, cancellation): delete its Job."""
-        spec = state.definition.step(step)
-        call = spec.action if purpose == "action" else spec.compensation
-        if isinstance(call, JobCall):
+        if isinstance(_call(state, step, purpose), JobCall):
             name = jobs.name(
                 saga=saga.name, uid=saga.uid, step=step, purpose=purpose, attempt=attempt
             )
             await self._jobs.stop(namespace=saga.namespace, name=name)
+
+
+def _call(state: SagaState, step: StepName, purpose: Purpose) -> Call | None:
+    spec = state.definition.step(step)
+    return spec.action if purpose == "action" else spec.compensation

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from harness.simulation import T0, Fail, Hang, Ok, Script, definition, simulate, step
+from sagaz_operator.api.saga import SagaPhase, StepPhase
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain import state
 from sagaz_operator.domain.model import FailureStrategy, StepKind
-from sagaz_operator.domain.state import SagaPhase, StepPhase
 
 # reserve -> (charge, notify) -> ship : a DAG with a parallel branch
 ORDER = (

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.simulation import Fail, Hang, Ok, Outcome, Script, definition, simulate, step
+from sagaz_operator.api.saga import SagaPhase
 from sagaz_operator.domain import dag, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import FailureStrategy, Step
-from sagaz_operator.domain.state import SagaPhase
 
 
 @st.composite
