@@ -25,8 +25,9 @@ down: ## stop the local stack (data kept)
 purge: ## stop the local stack and delete its data
 	@hack/down.sh --purge
 
-crds: venv ## regenerate crds/*.yaml from the models in operator/sagaz_operator/api
+crds: venv ## regenerate crds/*.yaml (and the chart's copy) from operator/sagaz_operator/api
 	@.venv/bin/python -m sagaz_operator.api.crdgen crds
+	@cp crds/*.yaml charts/sagaz-operator/crds/
 
 venv: ## create .venv with the package and dev tools
 	@hack/venv.sh

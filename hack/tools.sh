@@ -32,7 +32,8 @@ component() {
       echo "k8s $K8S_VERSION k8s.io/kubernetes/cmd/$1 $(k8s_ldflags)" ;;
     etcd) echo "etcd $ETCD_VERSION go.etcd.io/etcd/server/v3 -s -w" ;;
     kwok) echo "kwok $KWOK_VERSION sigs.k8s.io/kwok/cmd/kwok -s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" ;;
-    helm) echo "helm $HELM_VERSION helm.sh/helm/v3/cmd/helm -s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
+    # helm's default Kubernetes version (for `helm template`) is stamped as its release does.
+    helm) echo "helm $HELM_VERSION-k8s1.34 helm.sh/helm/v3/cmd/helm -s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34" ;;
     *) die "unknown component $1" ;;
   esac
 }

@@ -63,9 +63,12 @@ class _Auth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._configuration.refresh_api_key_hook is not None:
             self._configuration.refresh_api_key_hook(self._configuration)
-        token = self._configuration.get_api_key_with_prefix("authorization")
-        if token:
-            request.headers["Authorization"] = token
+        # The official client names its token setting differently across versions
+        # ("authorization", "BearerToken"); its auth_settings() knows where it goes.
+        settings: Mapping[str, Mapping[str, Any]] = dict(self._configuration.auth_settings())
+        for setting in settings.values():
+            if setting.get("in") == "header" and setting.get("value"):
+                request.headers[setting["key"]] = setting["value"]
         yield request
 
 
