@@ -65,7 +65,7 @@ class _Auth(httpx.Auth):
             self._configuration.refresh_api_key_hook(self._configuration)
         # The official client names its token setting differently across versions
         # ("authorization", "BearerToken"); its auth_settings() knows where it goes.
-        settings: Mapping[str, Mapping[str, Any]] = dict(self._configuration.auth_settings())
+        settings: Mapping[str, Any] = self._configuration.auth_settings()  # a TypedDict
         for setting in settings.values():
             if setting.get("in") == "header" and setting.get("value"):
                 request.headers[setting["key"]] = setting["value"]
