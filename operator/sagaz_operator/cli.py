@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import kopf
 import prometheus_client
 
+from sagaz_operator import logs
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services import runtime
@@ -52,17 +53,23 @@ def _operator_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="apply the database migrations and exit (e.g. from a Helm hook)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _logging_arguments(parser)
     return parser.parse_args(argv)
+
+
+def _logging_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        default="plain",
+        help="json: one JSON object per line, for log pipelines",
+    )
 
 
 def operator_main(argv: Sequence[str] | None = None) -> None:
     args = _operator_arguments(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    logs.configure(verbose=args.verbose, json_format=args.log_format == "json")
     try:
         settings = Settings.from_environment()
         asyncio.run(runtime.check_database(settings.database_url))
@@ -90,5 +97,25 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
 
 
 def outbox_worker_main(argv: Sequence[str] | None = None) -> None:
-    print("sagaz-outbox-worker: not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    from sagaz_operator.services import relay, relay_config
+
+    parser = argparse.ArgumentParser(
+        prog="sagaz-outbox-worker",
+        description="Publish an outbox table to Kafka, in order per aggregate (one worker of "
+        "an OutboxWorker). Configured by environment variables:",
+        epilog=relay_config.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _logging_arguments(parser)
+    args = parser.parse_args(argv)
+    logs.configure(verbose=args.verbose, json_format=args.log_format == "json")
+    if not args.verbose:
+        # aiokafka logs every reconnect attempt (many a second in an outage) as an error; the
+        # relay reports outages itself, so its own logs are for --verbose.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        settings = relay_config.RelaySettings.from_environment()
+        asyncio.run(relay.main(settings))
+    except ConfigError as error:
+        print(f"sagaz-outbox-worker: {error}", file=sys.stderr)
+        sys.exit(2)

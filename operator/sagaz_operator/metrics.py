@@ -30,3 +30,36 @@ compensations = Counter("sagaz_compensations_total", "Compensation attempts by r
 journal_events = Counter(
     "sagaz_journal_events_total", "Events appended to the saga journal.", ["type"]
 )
+
+# The outbox relay (sagaz-outbox-worker). ``outboxworker`` is the OutboxWorker's name: one per
+# worker process. Table-wide gauges (pending, oldest, dead) are the same in every replica of a
+# worker: aggregate them with max(), not sum(). Counters count this replica's own work.
+outbox_pending = Gauge(
+    "sagaz_outbox_pending_events", "Rows waiting to be published.", ["outboxworker"]
+)
+outbox_oldest_pending = Gauge(
+    "sagaz_outbox_oldest_pending_seconds",
+    "Age of the oldest row waiting to be published (0 if none).",
+    ["outboxworker"],
+)
+outbox_dead = Gauge(
+    "sagaz_outbox_dead_events", "Rows dead-lettered after maxAttempts.", ["outboxworker"]
+)
+outbox_published = Counter(
+    "sagaz_outbox_published_total", "Rows published (acknowledged by Kafka).", ["outboxworker"]
+)
+outbox_failed = Counter(
+    "sagaz_outbox_failed_total", "Failed attempts to publish a row.", ["outboxworker"]
+)
+outbox_dead_lettered = Counter(
+    "sagaz_outbox_dead_total", "Rows this worker dead-lettered.", ["outboxworker"]
+)
+outbox_batch_duration = Histogram(
+    "sagaz_outbox_batch_seconds",
+    "From claiming a batch to committing its outcome.",
+    ["outboxworker"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+outbox_partitions_owned = Gauge(
+    "sagaz_outbox_partitions_owned", "Ordering partitions this replica holds.", ["outboxworker"]
+)
