@@ -1,7 +1,10 @@
 """Saga and SagaDefinition handlers.
 
-Each unfinished Saga gets one Kopf daemon that runs its executor (a long create handler
-would block deletion, kopf#936). The daemon reads the live object; changes of
+Each Saga gets one Kopf daemon that runs its executor (a long create handler would block
+deletion, kopf#936) and, once the saga has finished, deletes it after
+``ttlSecondsAfterFinished``; for a saga that finished earlier the daemon only does the latter
+and exits. The daemon is not filtered on the phase: Kopf would cancel it the moment the status
+turns terminal, in the middle of its last writes. It reads the live object; changes of
 ``spec.suspend`` / ``spec.abort`` only wake it up through the per-object memo.
 """
 
@@ -12,24 +15,12 @@ from typing import Any
 import kopf
 
 from sagaz_operator.adapters.kube import GROUP, VERSION
-from sagaz_operator.api.saga import SagaPhase
 from sagaz_operator.services import definitions, sagas
 from sagaz_operator.services.executor import Controls
 from sagaz_operator.services.runtime import Runtime
 
-TERMINAL = {
-    SagaPhase.SUCCEEDED.value,
-    SagaPhase.COMPENSATED.value,
-    SagaPhase.COMPENSATION_FAILED.value,
-    SagaPhase.FAILED.value,
-}
 
-
-def _unfinished(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL
-
-
-@kopf.daemon(GROUP, VERSION, "sagas", when=_unfinished, cancellation_timeout=30.0)
+@kopf.daemon(GROUP, VERSION, "sagas", cancellation_timeout=30.0)
 async def execute(
     body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -53,17 +44,6 @@ def levers(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
     controls: Controls | None = memo.get("controls")
     if controls is not None:
         controls.update(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
-
-
-def _expiring(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") in TERMINAL and spec.get("ttlSecondsAfterFinished") is not None
-
-
-@kopf.timer(GROUP, VERSION, "sagas", interval=5.0, when=_expiring)
-async def expire(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo["runtime"]
-    assert runtime.sagas is not None
-    await sagas.expire(runtime.sagas, body=body)
 
 
 @kopf.on.resume(GROUP, VERSION, "sagadefinitions")

@@ -110,13 +110,17 @@ async def run(
             continue
         metrics.sagas_active.inc()
         try:
-            await _run_fenced(runtime, body=body, controls=controls, stopped=stopped)
-            return
+            final = await _run_fenced(runtime, body=body, controls=controls, stopped=stopped)
         except FencedError as error:
             logger.warning("saga %s: lost its fence (%s); starting over", meta["name"], error)
         except DatabaseUnavailableError as error:
             logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
             await _pause(stopped, LOCK_RETRY_SECONDS)
+        else:
+            if final is not None and final.finished_at is not None:
+                await runtime.locks.release(uid)
+                await _expire(runtime, body=body, finished_at=final.finished_at, stopped=stopped)
+            return
         finally:
             metrics.sagas_active.dec()
             await runtime.locks.release(uid)
@@ -127,15 +131,18 @@ async def _pause(stopped: Stopped, seconds: float) -> None:
         await asyncio.wait_for(asyncio.ensure_future(stopped.wait()), timeout=seconds)
 
 
-async def expire(runtime: SagaRuntime, *, body: Mapping[str, Any]) -> bool:
-    """Delete a finished saga once ``spec.ttlSecondsAfterFinished`` has passed; True if so."""
+async def _expire(
+    runtime: SagaRuntime, *, body: Mapping[str, Any], finished_at: datetime, stopped: Stopped
+) -> None:
+    """Delete the finished saga once ``spec.ttlSecondsAfterFinished`` has passed."""
     ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
-    finished = (body.get("status") or {}).get("finishedAt")
-    if ttl is None or not finished:
-        return False
-    finished_at = datetime.fromisoformat(finished.replace("Z", "+00:00"))
-    if runtime.clock() < finished_at + timedelta(seconds=int(ttl)):
-        return False
+    if ttl is None:
+        return
+    remaining = (finished_at + timedelta(seconds=int(ttl)) - runtime.clock()).total_seconds()
+    if remaining > 0:
+        await _pause(stopped, remaining)
+        if stopped.is_set():
+            return  # the operator stops, or the saga is already being deleted
     meta = body["metadata"]
     await runtime.kube.delete(
         f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/sagas/{meta['name']}"
@@ -143,12 +150,12 @@ async def expire(runtime: SagaRuntime, *, body: Mapping[str, Any]) -> bool:
     logger.info(
         "saga %s/%s deleted: ttlSecondsAfterFinished passed", meta["namespace"], meta["name"]
     )
-    return True
 
 
 async def _run_fenced(
     runtime: SagaRuntime, *, body: Mapping[str, Any], controls: Controls, stopped: Stopped
-) -> None:
+) -> state.SagaState | None:
+    """Run the saga as far as it goes; its last state (None if it was just rejected)."""
     meta = body["metadata"]
     uid = str(meta["uid"])
     stored = await runtime.journal.load(uid)
@@ -182,7 +189,7 @@ async def _run_fenced(
             current = state.evolve(current, rejected)
             reporter.observe(rejected, current)
             reporter.publish(current)
-            return
+            return current
         executor = Executor(
             saga=SagaContext(
                 uid=uid,
@@ -199,7 +206,7 @@ async def _run_fenced(
             clock=runtime.clock,
             fence=_Fence(runtime.locks, uid),
         )
-        await executor.run(stopped)
+        return await executor.run(stopped)
     finally:
         await reporter.close()
 
