@@ -1,6 +1,7 @@
 """The outbox relay against a real PostgreSQL and a real Kafka broker.
 
-Every test gets its own outbox table (``sql/outbox.sql`` under a random name) and its own
+Every test gets its own outbox table (``examples/outboxworker/outbox.sql`` under a random
+name) and its own
 topic. What reached Kafka is checked independently, by a consumer reading the topic: every
 event is there, each key's events appear in insert order once duplicates are dropped, and a
 duplicate is always the same record (same ``ce_id``, same value).
@@ -36,7 +37,7 @@ from sagaz_operator.services.relay_config import RelaySettings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
-SCHEMA = (stack.REPO_ROOT / "sql" / "outbox.sql").read_text()
+SCHEMA = (stack.REPO_ROOT / "examples" / "outboxworker" / "outbox.sql").read_text()
 COLUMNS = ["id", "aggregate_type", "aggregate_id", "event_type", "payload", "topic", "created_at"]
 COLUMNS += ["headers"]
 WORKER = str(Path(sys.executable).with_name("sagaz-outbox-worker"))

@@ -138,7 +138,10 @@ async def resolve(conn: asyncpg.Connection, name: str) -> Table:
         name,
     )
     if row is None:
-        raise ConfigError(f"outbox table {name!r} does not exist (create it from sql/outbox.sql)")
+        raise ConfigError(
+            f"outbox table {name!r} does not exist"
+            " (create it from examples/outboxworker/outbox.sql)"
+        )
     found = await conn.fetch(
         "SELECT attname FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
         row["oid"],
@@ -147,7 +150,7 @@ async def resolve(conn: asyncpg.Connection, name: str) -> Table:
     if missing:
         raise ConfigError(
             f"outbox table {name!r} lacks the columns {', '.join(sorted(missing))}"
-            " (see sql/outbox.sql)"
+            " (see examples/outboxworker/outbox.sql)"
         )
     return Table(oid=row["oid"], schema=row["nspname"], name=row["relname"])
 

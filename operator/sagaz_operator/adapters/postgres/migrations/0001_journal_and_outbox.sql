@@ -25,7 +25,7 @@ CREATE TABLE sagaz_journal (
     PRIMARY KEY (saga_uid, seq)
 );
 
--- Generic: any service may create this table (see sql/outbox.sql) and run an OutboxWorker on it.
+-- Generic: any service may create this table (see examples/outboxworker/outbox.sql) and run an OutboxWorker on it.
 CREATE TABLE sagaz_outbox (
     id              uuid        PRIMARY KEY,
     aggregate_type  text        NOT NULL,

@@ -1,6 +1,6 @@
 """How fast the outbox relay publishes, and how soon a committed event reaches Kafka.
 
-    .venv/bin/python benchmarks/outbox_relay.py --events 100000 --workers 1 2 4
+    .venv/bin/python hack/benchmarks/outbox_relay.py --events 100000 --workers 1 2 4
 
 Everything is real: a throw-away PostgreSQL of its own (hack/postgres.sh), the local Kafka
 broker (hack/kafka.sh; reused if running), and ``sagaz-outbox-worker`` *processes* started
@@ -37,9 +37,9 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKER = str(Path(sys.executable).with_name("sagaz-outbox-worker"))
-SCHEMA = (ROOT / "sql" / "outbox.sql").read_text()
+SCHEMA = (ROOT / "examples" / "outboxworker" / "outbox.sql").read_text()
 PARTITIONS = 16
 
 

@@ -1,6 +1,6 @@
 """What journaling in PostgreSQL costs: the same sagas with and without the database.
 
-    .venv/bin/python benchmarks/journal_overhead.py --sagas 200 --steps 3
+    .venv/bin/python hack/benchmarks/journal_overhead.py --sagas 200 --steps 3
 
 Runs the real executor (engine, HTTP participants over loopback) for N concurrent sagas
 twice in one process: once journaling to a throw-away PostgreSQL (each transition and its
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from harness.participants import ParticipantServer, Respond  # noqa: E402

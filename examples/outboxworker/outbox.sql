@@ -23,7 +23,7 @@
 -- The insert trigger NOTIFYs on a channel named like the table, so workers wake at once.
 --
 -- Another name: replace every "sagaz_outbox" below, e.g.
---   sed 's/sagaz_outbox/orders_outbox/g' sql/outbox.sql | psql "$DATABASE_URL"
+--   sed 's/sagaz_outbox/orders_outbox/g' examples/outboxworker/outbox.sql | psql "$DATABASE_URL"
 -- and set spec.database.table (SAGAZ_OUTBOX_TABLE) to it, schema-qualified if need be.
 -- The statements are idempotent (PostgreSQL >= 14) and define the same columns, index and
 -- trigger as the operator's own migration (a test checks that they agree):
