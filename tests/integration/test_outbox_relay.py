@@ -1,9 +1,9 @@
 """The outbox relay against a real PostgreSQL and a real Kafka broker.
 
 Every test gets its own outbox table (``examples/outboxworker/outbox.sql`` under a random
-name) and its own topic. What reached Kafka is checked independently, by a consumer reading the topic: every
-event is there, each key's events appear in insert order once duplicates are dropped, and a
-duplicate is always the same record (same ``ce_id``, same value).
+name) and its own topic. What reached Kafka is checked independently, by a consumer reading
+the topic: every event is there, each key's events appear in insert order once duplicates are
+dropped, and a duplicate is always the same record (same ``ce_id``, same value).
 """
 
 from __future__ import annotations
