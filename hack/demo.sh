@@ -28,6 +28,9 @@ show kubectl get saga order-1002 \
   -o jsonpath='{range .status.steps[*]}{.name}{"\t"}{.phase}{"\t"}{.error}{"\n"}{end}'
 printf '\n$ kubectl describe saga order-1002   (events)\n'
 kubectl describe saga order-1002 | sed -n '/^Events:/,$p'
+printf '\n# The same story reached Kafka through the outbox (topic saga-events, key = saga uid):\n'
+uid=$(kubectl get saga order-1002 -o jsonpath='{.metadata.uid}')
+"$REPO_ROOT/.venv/bin/python" "$REPO_ROOT/hack/saga-events.py" "$uid"
 cat <<'DONE'
 
 Everything keeps running: `source .dev/env`, then try `kubectl get sagas -w` while you

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the operator from this checkout against the local stack, in the background, together
-# with the demo shop participant (examples/shop.py on 127.0.0.1:18080).
+# with the demo shop participant (examples/shop.py on 127.0.0.1:18080) and one outbox relay
+# worker publishing the operator's outbox (saga events) to the local Kafka, topic saga-events.
+# (On the local cluster OutboxWorker pods are kwok's and run nothing, so the relay runs here.)
 #
-#   hack/operator.sh start   install the CRDs, start shop + operator (kept if running)
+#   hack/operator.sh start   install the CRDs, start shop + operator + relay (kept if running)
 #   hack/operator.sh stop    stop them (by pid)
-# Logs: .dev/operator.log, .dev/shop.log
+# Logs: .dev/operator.log, .dev/shop.log, .dev/relay.log
 source "$(dirname "$0")/lib.sh"
 
 start() {
@@ -19,10 +21,15 @@ start() {
   start_daemon operator "$REPO_ROOT/.venv/bin/sagaz-operator" --namespace '!e2e-*' --standalone \
     --liveness "http://127.0.0.1:$(cat "$port_file")/healthz"
   wait_for "the operator" 60 curl -fsS "http://127.0.0.1:$(cat "$port_file")/healthz"
-  log "operator running (log: .dev/operator.log)"
+  local relay_port=$SAGAZ_STATE/relay.port
+  if ! daemon_running relay; then free_port >"$relay_port"; fi
+  SAGAZ_WORKER_ADDRESS="127.0.0.1:$(cat "$relay_port")" SAGAZ_OUTBOXWORKER_NAME=local \
+    start_daemon relay "$REPO_ROOT/.venv/bin/sagaz-outbox-worker"
+  log "operator and relay running (logs: .dev/operator.log, .dev/relay.log)"
 }
 
 stop() {
+  stop_daemon relay
   stop_daemon operator
   stop_daemon shop
 }
