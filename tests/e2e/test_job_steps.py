@@ -73,9 +73,7 @@ async def test_failed_job_compensates_with_jobs_in_reverse_order(
         (j.metadata.labels["sagaz.io/step"], j.metadata.labels["sagaz.io/purpose"]) for j in created
     ]
     assert purposes == [("reserve", "action"), ("pack", "action"), ("reserve", "compensation")]
-    undo_notify = participants.requests("/notify/undo")[0].received_at
     assert len(participants.requests("/notify/undo")) == 1
-    assert undo_notify is not None
 
 
 async def test_timed_out_job_is_deleted_and_compensated(
