@@ -4,6 +4,7 @@
 # whatever they started. Extra arguments go to pytest, e.g. hack/test.sh -k outbox.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
+"$REPO_ROOT/hack/deps.sh"
 "$REPO_ROOT/hack/check.sh"
 "$REPO_ROOT/hack/tools.sh"
 log "pytest"

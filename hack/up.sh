@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 
 started=$SECONDS
+"$REPO_ROOT/hack/deps.sh"
 "$REPO_ROOT/hack/venv.sh"
 "$REPO_ROOT/hack/tools.sh"
 "$REPO_ROOT/hack/cluster.sh" up
