@@ -34,11 +34,5 @@ async def child_changed(
     meta: kopf.Meta, namespace: str | None, memo: kopf.Memo, type: str | None, **_: Any
 ) -> None:
     owner = meta.get("labels", {}).get("sagaz.io/outboxworker")
-    if not owner or not namespace:
-        return
-    runtime = _workers(memo)
-    body = await runtime.kube.get(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/outboxworkers/{owner}"
-    )
-    if body is not None and body["metadata"].get("deletionTimestamp") is None:
-        await outboxworkers.reconcile(runtime, body)
+    if owner and namespace:
+        await outboxworkers.reconcile_owner(_workers(memo), namespace=namespace, name=owner)

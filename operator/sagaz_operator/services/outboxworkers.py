@@ -15,7 +15,7 @@ from typing import Any
 
 import pydantic
 
-from sagaz_operator.adapters.kube import Kube, ObjectRef
+from sagaz_operator.adapters.kube import GROUP, VERSION, Kube, ObjectRef
 from sagaz_operator.adapters.postgres import backlog
 from sagaz_operator.api.outboxworker import OutboxWorkerSpec
 from sagaz_operator.domain import conditions, definitions, workers
@@ -29,6 +29,15 @@ class WorkerRuntime:
     kube: Kube
     image: str
     clock: Clock
+
+
+async def reconcile_owner(runtime: WorkerRuntime, *, namespace: str, name: str) -> None:
+    """Reconcile the OutboxWorker ``name`` after one of its children changed."""
+    body = await runtime.kube.get(
+        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/outboxworkers/{name}"
+    )
+    if body is not None and body["metadata"].get("deletionTimestamp") is None:
+        await reconcile(runtime, body)
 
 
 async def reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
