@@ -13,6 +13,7 @@ from harness import kube
 from harness.participants import ParticipantServer, Respond
 from harness.sagas import Sagas, kwok_job
 from sagaz_operator.domain import jobs
+from sagaz_operator.domain.model import Attempt
 
 pytestmark = pytest.mark.cluster
 
@@ -90,7 +91,14 @@ async def test_timed_out_job_is_deleted_and_compensated(
     assert saga["status"]["phase"] == "Compensated"
     assert "timed out" in saga["status"]["steps"][0]["error"]
     action_job = jobs.name(
-        saga="stuck", uid=saga["metadata"]["uid"], step="slow", purpose="action", attempt=1
+        Attempt(
+            namespace=sagas.namespace,
+            saga_name="stuck",
+            saga_uid=saga["metadata"]["uid"],
+            step="slow",
+            purpose="action",
+            number=1,
+        )
     )
     assert await asyncio.to_thread(
         kube.wait_deleted,
@@ -144,7 +152,7 @@ async def test_disallowed_pod_spec_is_refused_with_the_field(
 async def test_deleting_the_saga_deletes_its_jobs(k8s: client.ApiClient, sagas: Sagas) -> None:
     spec = {"steps": [{"name": "long", "action": kwok_job(outcome="hang")}]}
     await sagas.start("doomed", {"definition": spec, "input": {"orderId": "1"}})
-    await asyncio.to_thread(
+    running = await asyncio.to_thread(
         kube.wait_for,
         client.BatchV1Api(k8s).list_namespaced_job,
         lambda j: j.metadata.labels.get("sagaz.io/saga") == "doomed",
@@ -161,11 +169,9 @@ async def test_deleting_the_saga_deletes_its_jobs(k8s: client.ApiClient, sagas: 
     )
 
     assert await sagas.deleted("doomed")
-    (job_left,) = await jobs_of(k8s, sagas.namespace, "doomed") or [None]
-    if job_left is not None:  # the garbage collector works asynchronously
-        assert await asyncio.to_thread(
-            kube.wait_deleted,
-            client.BatchV1Api(k8s).list_namespaced_job,
-            job_left.metadata.name,
-            namespace=sagas.namespace,
-        )
+    assert await asyncio.to_thread(  # the garbage collector follows the owner reference
+        kube.wait_deleted,
+        client.BatchV1Api(k8s).list_namespaced_job,
+        running.metadata.name,
+        namespace=sagas.namespace,
+    )

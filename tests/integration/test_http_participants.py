@@ -25,9 +25,9 @@ from harness.participants import (
     unreachable_url,
 )
 from sagaz_operator.adapters import participants, tracing
-from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest, Purpose
+from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest
 from sagaz_operator.domain import egress
-from sagaz_operator.domain.model import HttpCall, Json, SecretHeader
+from sagaz_operator.domain.model import Attempt, HttpCall, Json, Purpose, SecretHeader
 from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
 
 SAGA_UID = "5f0c2a8e-6d1b-4f55-9a43-0c1d2e3f4a5b"
@@ -113,12 +113,14 @@ def request(
     )
     return ParticipantRequest(
         call=call,
-        namespace="shop",
-        saga_name="order-1001",
-        saga_uid=SAGA_UID,
-        step="reserve",
-        purpose=purpose,
-        attempt=attempt,
+        attempt=Attempt(
+            namespace="shop",
+            saga_name="order-1001",
+            saga_uid=SAGA_UID,
+            step="reserve",
+            purpose=purpose,
+            number=attempt,
+        ),
         timeout_seconds=timeout,
         traceparent=TRACEPARENT,
         default_body=DEFAULT_BODY,

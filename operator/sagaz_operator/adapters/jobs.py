@@ -15,7 +15,7 @@ from typing import Any
 
 from sagaz_operator.adapters.kube import ApiError, Kube
 from sagaz_operator.domain import jobs
-from sagaz_operator.domain.model import JobCall, Json
+from sagaz_operator.domain.model import Attempt, JobCall, Json
 from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
 
 logger = logging.getLogger(__name__)
@@ -24,24 +24,9 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class JobRequest:
     call: JobCall  # already template-rendered
-    namespace: str
-    saga_name: str
-    saga_uid: str
-    step: str
-    purpose: jobs.Purpose
-    attempt: int
+    attempt: Attempt
     saga_input: Json
     outputs: Mapping[str, Json]
-
-    @property
-    def job_name(self) -> str:
-        return jobs.name(
-            saga=self.saga_name,
-            uid=self.saga_uid,
-            step=self.step,
-            purpose=self.purpose,
-            attempt=self.attempt,
-        )
 
 
 def _path(namespace: str, name: str | None = None) -> str:
@@ -69,8 +54,8 @@ class JobParticipants:
         problems = jobs.policy_problems(request.call.template, self._policy)
         if problems:
             raise PermanentParticipantError(f"Job step refused: {'; '.join(problems)}")
-        name = request.job_name
-        key = (request.namespace, name)
+        name = jobs.name(request.attempt)
+        key = (request.attempt.namespace, name)
         waiter: asyncio.Future[jobs.Outcome] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, set()).add(waiter)
         try:
@@ -87,7 +72,7 @@ class JobParticipants:
                 f"Job {name} failed: {outcome.reason}: {outcome.message}".rstrip(": "),
                 outcome_unknown=True,
             )
-        return await self._output(request.namespace, name)
+        return await self._output(request.attempt.namespace, name)
 
     async def stop(self, *, namespace: str, name: str) -> None:
         """Delete an attempt's Job (and its pods) after a timeout or cancellation."""
@@ -99,28 +84,22 @@ class JobParticipants:
     async def _create_or_adopt(self, request: JobRequest, name: str) -> dict[str, Any]:
         body = jobs.manifest(
             request.call,
-            job_name=name,
-            namespace=request.namespace,
-            saga=request.saga_name,
-            uid=request.saga_uid,
-            step=request.step,
-            purpose=request.purpose,
             attempt=request.attempt,
             saga_input=request.saga_input,
             outputs=request.outputs,
         )
         try:
-            return await self._kube.create(_path(request.namespace), body)
+            return await self._kube.create(_path(request.attempt.namespace), body)
         except ApiError as error:
             if error.status == 422:
                 raise PermanentParticipantError(f"Job {name} is invalid: {error}") from error
             if error.status != 409:
                 raise RetryableParticipantError(f"cannot create Job {name}: {error}") from error
-        existing = await self._kube.get(_path(request.namespace, name))
+        existing = await self._kube.get(_path(request.attempt.namespace, name))
         labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
-        if existing is None or labels.get("sagaz.io/saga-uid") != request.saga_uid:
+        if existing is None or labels.get("sagaz.io/saga-uid") != request.attempt.saga_uid:
             raise PermanentParticipantError(f"a Job named {name} exists but is not this saga's")
-        logger.info("adopted existing Job %s/%s", request.namespace, name)
+        logger.info("adopted existing Job %s/%s", request.attempt.namespace, name)
         return existing
 
     async def _output(self, namespace: str, name: str) -> Json:

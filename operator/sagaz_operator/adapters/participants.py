@@ -57,18 +57,17 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
 
 from sagaz_operator import __version__
 from sagaz_operator.domain import egress
-from sagaz_operator.domain.model import HttpCall, Json
+from sagaz_operator.domain.model import Attempt, HttpCall, Json
 from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
 
 logger = logging.getLogger(__name__)
 
-Purpose = Literal["action", "compensation"]
 Resolver = Callable[[str], Awaitable[list[egress.IPAddress]]]
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})  # and every 5xx
@@ -91,19 +90,10 @@ class ParticipantRequest:
     """One attempt of a step's action or compensation, with its call already rendered."""
 
     call: HttpCall
-    namespace: str
-    saga_name: str
-    saga_uid: str
-    step: str
-    purpose: Purpose
-    attempt: int  # 1-based
+    attempt: Attempt
     timeout_seconds: float  # the whole attempt
     traceparent: str
     default_body: Json = None  # sent when the call has no ``body``
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.saga_uid}/{self.step}/{self.purpose}"
 
 
 def new_client(
@@ -169,11 +159,11 @@ class HttpParticipants:
         logger.debug(
             "Calling %s for step %s of saga %s/%s (%s, attempt %d)",
             attempt.target,
-            request.step,
-            request.namespace,
-            request.saga_name,
-            request.purpose,
-            request.attempt,
+            request.attempt.step,
+            request.attempt.namespace,
+            request.attempt.saga_name,
+            request.attempt.purpose,
+            request.attempt.number,
         )
         try:
             async with asyncio.timeout(request.timeout_seconds):
@@ -210,23 +200,24 @@ class HttpParticipants:
         for name, value in call.headers.items():
             if name.lower() not in _TRANSPORT_HEADERS:
                 headers[name] = value
+        namespace = request.attempt.namespace
         for secret in call.headers_from:
             value = await self._secrets.read(
-                namespace=request.namespace, name=secret.secret_name, key=secret.secret_key
+                namespace=namespace, name=secret.secret_name, key=secret.secret_key
             )
             value = value.strip()  # HTTP ignores surrounding whitespace; files often end in \n
             if any(character in value for character in "\r\n\0"):
                 raise PermanentParticipantError(
-                    f"header {secret.name} from Secret {request.namespace}/{secret.secret_name} "
+                    f"header {secret.name} from Secret {namespace}/{secret.secret_name} "
                     f"(key {secret.secret_key}) is not a valid HTTP header value"
                 )
             headers[secret.name] = value
             attempt.secrets.append(value)
-        headers["Idempotency-Key"] = request.idempotency_key
-        headers["X-Saga-Name"] = request.saga_name
-        headers["X-Saga-Uid"] = request.saga_uid
-        headers["X-Saga-Step"] = request.step
-        headers["X-Saga-Attempt"] = str(request.attempt)
+        headers["Idempotency-Key"] = request.attempt.idempotency_key
+        headers["X-Saga-Name"] = request.attempt.saga_name
+        headers["X-Saga-Uid"] = request.attempt.saga_uid
+        headers["X-Saga-Step"] = request.attempt.step
+        headers["X-Saga-Attempt"] = str(request.attempt.number)
         headers["traceparent"] = request.traceparent
         return headers
 

@@ -20,11 +20,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from sagaz_operator.domain.model import JobCall, Json
-
-Purpose = Literal["action", "compensation"]
+from sagaz_operator.domain.model import Attempt, JobCall, Json
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,32 +40,22 @@ class Outcome:
     message: str = ""
 
 
-def name(*, saga: str, uid: str, step: str, purpose: Purpose, attempt: int) -> str:
+def name(attempt: Attempt) -> str:
     """``<saga>-<step>-<hash>-a<attempt>`` (``c`` for compensations), at most 63 characters."""
-    digest = hashlib.sha256(f"{uid}/{step}/{purpose}".encode()).hexdigest()[:8]
-    head = f"{saga[:20].rstrip('-.')}-{step[:20].rstrip('-')}"
-    return f"{head}-{digest}-{purpose[0]}{attempt}"
+    digest = hashlib.sha256(attempt.idempotency_key.encode()).hexdigest()[:8]
+    head = f"{attempt.saga_name[:20].rstrip('-.')}-{attempt.step[:20].rstrip('-')}"
+    return f"{head}-{digest}-{attempt.purpose[0]}{attempt.number}"
 
 
 def manifest(
-    call: JobCall,
-    *,
-    job_name: str,
-    namespace: str,
-    saga: str,
-    uid: str,
-    step: str,
-    purpose: Purpose,
-    attempt: int,
-    saga_input: Json,
-    outputs: Mapping[str, Json],
+    call: JobCall, *, attempt: Attempt, saga_input: Json, outputs: Mapping[str, Json]
 ) -> dict[str, Any]:
     labels = {
-        "sagaz.io/saga": saga,
-        "sagaz.io/saga-uid": uid,
-        "sagaz.io/step": step,
-        "sagaz.io/purpose": purpose,
-        "sagaz.io/attempt": str(attempt),
+        "sagaz.io/saga": attempt.saga_name,
+        "sagaz.io/saga-uid": attempt.saga_uid,
+        "sagaz.io/step": attempt.step,
+        "sagaz.io/purpose": attempt.purpose,
+        "sagaz.io/attempt": str(attempt.number),
     }
     template: dict[str, Any] = copy.deepcopy(dict(call.template))
     metadata = template.setdefault("metadata", {})
@@ -75,11 +63,11 @@ def manifest(
     pod = template.setdefault("spec", {})
     pod.setdefault("restartPolicy", "Never")
     env = [
-        {"name": "SAGA_NAME", "value": saga},
-        {"name": "SAGA_UID", "value": uid},
-        {"name": "SAGA_STEP", "value": step},
-        {"name": "SAGA_PURPOSE", "value": purpose},
-        {"name": "SAGA_ATTEMPT", "value": str(attempt)},
+        {"name": "SAGA_NAME", "value": attempt.saga_name},
+        {"name": "SAGA_UID", "value": attempt.saga_uid},
+        {"name": "SAGA_STEP", "value": attempt.step},
+        {"name": "SAGA_PURPOSE", "value": attempt.purpose},
+        {"name": "SAGA_ATTEMPT", "value": str(attempt.number)},
         {"name": "SAGA_INPUT", "value": json.dumps(saga_input)},
         {"name": "SAGA_OUTPUTS", "value": json.dumps(dict(outputs))},
     ]
@@ -94,15 +82,15 @@ def manifest(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name,
-            "namespace": namespace,
+            "name": name(attempt),
+            "namespace": attempt.namespace,
             "labels": labels,
             "ownerReferences": [
                 {
                     "apiVersion": "sagaz.io/v1alpha1",
                     "kind": "Saga",
-                    "name": saga,
-                    "uid": uid,
+                    "name": attempt.saga_name,
+                    "uid": attempt.saga_uid,
                     "blockOwnerDeletion": True,
                 }
             ],

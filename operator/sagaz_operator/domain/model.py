@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NewType, TypeAlias
+from typing import Literal, NewType, TypeAlias
 
 StepName = NewType("StepName", str)
 SagaUid = NewType("SagaUid", str)
@@ -83,6 +83,26 @@ class JobCall:
 
 
 Call: TypeAlias = HttpCall | JobCall
+
+#: What an attempt runs: a step's action, or its compensation.
+Purpose: TypeAlias = Literal["action", "compensation"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """One attempt of one step's action or compensation, as participants see it."""
+
+    namespace: str
+    saga_name: str
+    saga_uid: str
+    step: str
+    purpose: Purpose
+    number: int  # 1-based
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same on every attempt and after every restart (DESIGN.md §3)."""
+        return f"{self.saga_uid}/{self.step}/{self.purpose}"
 
 
 @dataclass(frozen=True, kw_only=True)

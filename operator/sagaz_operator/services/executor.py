@@ -30,9 +30,9 @@ from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import JournalConflictError
 from sagaz_operator.domain import engine, state
 from sagaz_operator.domain import events as ev
-from sagaz_operator.domain.model import StepName
+from sagaz_operator.domain.model import Purpose, StepName
 from sagaz_operator.errors import ParticipantError, RetryableParticipantError, TemplateError
-from sagaz_operator.services.steps import Purpose, SagaContext, StepRunner
+from sagaz_operator.services.steps import SagaContext, StepRunner
 
 logger = logging.getLogger(__name__)
 

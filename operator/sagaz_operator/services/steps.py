@@ -7,17 +7,14 @@ far; a reference to a missing value fails the attempt for good, naming the path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from sagaz_operator.adapters import tracing
 from sagaz_operator.adapters.jobs import JobParticipants, JobRequest
 from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest
 from sagaz_operator.domain import jobs, templates
-from sagaz_operator.domain.model import Call, HttpCall, JobCall, Json, StepName
+from sagaz_operator.domain.model import Attempt, Call, HttpCall, JobCall, Json, Purpose, StepName
 from sagaz_operator.domain.state import SagaState
 from sagaz_operator.errors import PermanentParticipantError
-
-Purpose = Literal["action", "compensation"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +26,16 @@ class SagaContext:
     namespace: str
     definition_name: str
     input: Json
+
+    def attempt(self, *, step: StepName, purpose: Purpose, number: int) -> Attempt:
+        return Attempt(
+            namespace=self.namespace,
+            saga_name=self.name,
+            saga_uid=self.uid,
+            step=step,
+            purpose=purpose,
+            number=number,
+        )
 
     @property
     def trace_id(self) -> str:
@@ -50,10 +57,10 @@ class StepRunner:
         purpose: Purpose,
         attempt: int,
     ) -> Json:
-        spec = state.definition.step(step)
         call = _call(state, step, purpose)
         if call is None:  # pragma: no cover - the engine never dispatches a missing compensation
             raise PermanentParticipantError(f"step '{step}' has no {purpose}")
+        this = saga.attempt(step=step, purpose=purpose, number=attempt)
         outputs = state.outputs()
         context = templates.TemplateContext(
             saga_name=saga.name,
@@ -65,17 +72,7 @@ class StepRunner:
         rendered = templates.render_call(call, context)
         if isinstance(rendered, JobCall):
             return await self._jobs.run(
-                JobRequest(
-                    call=rendered,
-                    namespace=saga.namespace,
-                    saga_name=saga.name,
-                    saga_uid=saga.uid,
-                    step=step,
-                    purpose=purpose,
-                    attempt=attempt,
-                    saga_input=saga.input,
-                    outputs=outputs,
-                )
+                JobRequest(call=rendered, attempt=this, saga_input=saga.input, outputs=outputs)
             )
         default_body: Json = {
             "saga": {"name": saga.name, "namespace": saga.namespace, "uid": saga.uid},
@@ -88,13 +85,8 @@ class StepRunner:
         return await self._http.call(
             ParticipantRequest(
                 call=rendered,
-                namespace=saga.namespace,
-                saga_name=saga.name,
-                saga_uid=saga.uid,
-                step=step,
-                purpose=purpose,
-                attempt=attempt,
-                timeout_seconds=spec.timeout_seconds,
+                attempt=this,
+                timeout_seconds=state.definition.step(step).timeout_seconds,
                 traceparent=tracing.new_traceparent(saga.trace_id),
                 default_body=default_body,
             )
@@ -111,10 +103,8 @@ class StepRunner:
     ) -> None:
         """Clean up an attempt that was cut off (timeout, cancellation): delete its Job."""
         if isinstance(_call(state, step, purpose), JobCall):
-            name = jobs.name(
-                saga=saga.name, uid=saga.uid, step=step, purpose=purpose, attempt=attempt
-            )
-            await self._jobs.stop(namespace=saga.namespace, name=name)
+            this = saga.attempt(step=step, purpose=purpose, number=attempt)
+            await self._jobs.stop(namespace=saga.namespace, name=jobs.name(this))
 
 
 def _call(state: SagaState, step: StepName, purpose: Purpose) -> Call | None:

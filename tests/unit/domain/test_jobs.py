@@ -7,19 +7,31 @@ from typing import Any
 import pytest
 
 from sagaz_operator.domain import jobs
-from sagaz_operator.domain.model import JobCall
+from sagaz_operator.domain.model import Attempt, JobCall
 
 UID = "0b515e1b-afd9-40aa-8a21-9efe3eda7212"
 
 
+def attempt(**fields: Any) -> Attempt:
+    defaults: dict[str, Any] = {
+        "namespace": "ns",
+        "saga_name": "s",
+        "saga_uid": UID,
+        "step": "pack",
+        "purpose": "action",
+        "number": 1,
+    }
+    return Attempt(**(defaults | fields))
+
+
 def test_names_are_deterministic_per_attempt_and_fit_63_characters() -> None:
     long = "x" * 63
-    first = jobs.name(saga=long, uid=UID, step=long, purpose="action", attempt=1)
+    first = jobs.name(attempt(saga_name=long, step=long))
 
-    assert first == jobs.name(saga=long, uid=UID, step=long, purpose="action", attempt=1)
-    assert first != jobs.name(saga=long, uid=UID, step=long, purpose="action", attempt=2)
-    assert first != jobs.name(saga=long, uid=UID, step=long, purpose="compensation", attempt=1)
-    assert len(jobs.name(saga=long, uid=UID, step=long, purpose="action", attempt=1000)) <= 63
+    assert first == jobs.name(attempt(saga_name=long, step=long))
+    assert first != jobs.name(attempt(saga_name=long, step=long, number=2))
+    assert first != jobs.name(attempt(saga_name=long, step=long, purpose="compensation"))
+    assert len(jobs.name(attempt(saga_name=long, step=long, number=1000))) <= 63
 
 
 def test_manifest_labels_env_and_owner() -> None:
@@ -27,13 +39,7 @@ def test_manifest_labels_env_and_owner() -> None:
 
     body = jobs.manifest(
         call,
-        job_name="j",
-        namespace="ns",
-        saga="s",
-        uid=UID,
-        step="pack",
-        purpose="action",
-        attempt=2,
+        attempt=attempt(number=2),
         saga_input={"a": 1},
         outputs={"prev": {"b": 2}},
     )
