@@ -17,20 +17,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sagaz_operator.api.saga import SagaPhase, StepPhase
+from sagaz_operator.domain import backoff
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Definition, Json, SagaUid, StepKind, StepName
 
 # The phases are the API's (api.saga): what the status shows is exactly what the engine knows.
 # A step is RUNNING while an attempt is in flight or it waits for the next one; SKIPPED when
 # it never started because the saga failed first.
-TERMINAL_PHASES = frozenset(
-    {
-        SagaPhase.SUCCEEDED,
-        SagaPhase.COMPENSATED,
-        SagaPhase.COMPENSATION_FAILED,
-        SagaPhase.FAILED,
-    }
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,7 +239,7 @@ def _step_failed(state: SagaState, event: ev.StepFailed) -> StepState:
     # A Retriable step (after the pivot) must eventually succeed: it retries whatever the
     # error, until the saga deadline. Other steps retry retryable errors while attempts last.
     retry = spec.kind is StepKind.RETRIABLE or (
-        event.retryable and step.action.count < spec.retry.max_attempts
+        event.retryable and backoff.attempts_left(spec.retry, attempts=step.action.count)
     )
     if retry:
         return replace(
@@ -268,7 +261,7 @@ def _step_failed(state: SagaState, event: ev.StepFailed) -> StepState:
 def _compensation_failed(state: SagaState, event: ev.CompensationFailed) -> StepState:
     step = state.steps[event.step]
     policy = state.definition.compensation_retry
-    if event.retryable and step.compensation.count < policy.max_attempts:
+    if event.retryable and backoff.attempts_left(policy, attempts=step.compensation.count):
         return replace(
             step,
             compensation=step.compensation.failed(
