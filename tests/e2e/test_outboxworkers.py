@@ -102,7 +102,11 @@ async def test_outboxworker_lifecycle(
     )
     status = (
         await sagas.wait_for(
-            lambda o: (o.get("status") or {}).get("pendingEvents") == 5, plural="outboxworkers"
+            lambda o: (
+                (o.get("status") or {}).get("pendingEvents") == 5
+                and (o.get("status") or {}).get("readyReplicas", 0) >= 1
+            ),
+            plural="outboxworkers",
         )
     )["status"]
     pod = created.spec.template.spec
@@ -114,7 +118,6 @@ async def test_outboxworker_lifecycle(
     assert hpa.spec.metrics[0].external.metric.name == "sagaz_outbox_pending_events"
     assert hpa.spec.metrics[0].external.target.average_value == "100"
     assert status["selector"] == "sagaz.io/outboxworker=orders"
-    assert status["readyReplicas"] >= 1
     assert "orders" in kubectl(cluster, ns, "get", "obw")
 
     # Autoscaling off, fixed replicas: the HPA goes, the Deployment follows spec.replicas.

@@ -4,13 +4,19 @@ Every reconcile applies the whole desired state (server-side apply, forced), so 
 a manual edit of a child, or a deleted child all converge the same way. Children carry an
 owner reference, so deleting the OutboxWorker lets Kubernetes' garbage collector remove them.
 The backlog shown in the status is read from the outbox table itself.
+
+Reconciles of one OutboxWorker run one at a time: a reconcile started by the worker's own
+handler and one started by its Deployment becoming ready would otherwise race, and the slower
+one would write a stale ``readyReplicas`` over the fresh one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
@@ -29,18 +35,35 @@ class WorkerRuntime:
     kube: Kube
     image: str
     clock: Clock
+    _locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary, init=False, repr=False
+    )
+
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        """The lock serialising reconciles of one OutboxWorker; it lives while someone holds it."""
+        lock = self._locks.get((namespace, name))
+        if lock is None:
+            lock = self._locks[(namespace, name)] = asyncio.Lock()
+        return lock
 
 
 async def reconcile_owner(runtime: WorkerRuntime, *, namespace: str, name: str) -> None:
     """Reconcile the OutboxWorker ``name`` after one of its children changed."""
-    body = await runtime.kube.get(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/outboxworkers/{name}"
-    )
-    if body is not None and body["metadata"].get("deletionTimestamp") is None:
-        await reconcile(runtime, body)
+    async with runtime.lock(namespace, name):
+        body = await runtime.kube.get(
+            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/outboxworkers/{name}"
+        )
+        if body is not None and body["metadata"].get("deletionTimestamp") is None:
+            await _reconcile(runtime, body)
 
 
 async def reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
+    meta = body["metadata"]
+    async with runtime.lock(meta["namespace"], meta["name"]):
+        await _reconcile(runtime, body)
+
+
+async def _reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
     meta = body["metadata"]
     name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
     ref = ObjectRef(
