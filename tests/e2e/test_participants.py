@@ -48,7 +48,7 @@ async def test_secret_headers_reach_the_participant_and_nowhere_else(
     first = participants.requests("/a")[0]
     assert first.header("Authorization") == SECRET
     assert first.header("X-Tenant") == "acme"
-    events = await sagas.events("secretive")
+    events = await sagas.events("secretive", until=lambda reasons: "SagaSucceeded" in reasons)
     assert SECRET not in json.dumps(saga) + json.dumps(events)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -126,18 +127,30 @@ class Sagas:
             plural=plural,
         )
 
-    async def events(self, name: str) -> list[tuple[str, str]]:
-        """(reason, message) of the Kubernetes Events about saga ``name``.
+    async def events(
+        self, name: str, *, until: Callable[[list[str]], bool], within: float = 30
+    ) -> list[tuple[str, str]]:
+        """(reason, message) of the Kubernetes Events about saga ``name``, once their reasons
+        satisfy ``until``.
 
-        Event times have one-second resolution: the order within a second is arbitrary.
+        The operator posts Events alongside the status, not before it, so a test that has seen
+        a terminal phase waits for the Events it expects. Event times have one-second
+        resolution: the order within a second is arbitrary.
         """
-        listed = await asyncio.to_thread(
-            self._core.list_namespaced_event,
-            self.namespace,
-            field_selector=f"involvedObject.name={name}",
-        )
-        ordered = sorted(listed.items, key=lambda e: (e.first_timestamp, e.metadata.name))
-        return [(e.reason, e.message) for e in ordered]
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            listed = await asyncio.to_thread(
+                self._core.list_namespaced_event,
+                self.namespace,
+                field_selector=f"involvedObject.name={name}",
+            )
+            ordered = sorted(listed.items, key=lambda e: (e.first_timestamp, e.metadata.name))
+            found = [(e.reason, e.message) for e in ordered]
+            if until([reason for reason, _ in found]):
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"events of {name} after {within}s: {found}")
+            await asyncio.sleep(0.2)
 
     async def patch_object(self, plural: str, name: str, spec: dict[str, Any]) -> None:
         await asyncio.to_thread(
