@@ -7,4 +7,5 @@ V=$REPO_ROOT/.venv/bin
 log "ruff";          "$V/ruff" check operator tests examples hack/benchmarks
                      "$V/ruff" format --check --quiet operator tests examples hack/benchmarks
 log "mypy --strict"; "$V/mypy" --no-error-summary
+                     MYPYPATH=operator:tests "$V/mypy" --no-error-summary hack/benchmarks
 log "import layers"; "$V/lint-imports" --no-cache >/dev/null || "$V/lint-imports" --no-cache

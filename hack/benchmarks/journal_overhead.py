@@ -26,17 +26,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from harness.participants import ParticipantServer, Respond  # noqa: E402
 from sagaz_operator.adapters import participants  # noqa: E402
+from sagaz_operator.adapters.jobs import JobParticipants  # noqa: E402
+from sagaz_operator.adapters.kube import Kube  # noqa: E402
 from sagaz_operator.adapters.postgres import migrations  # noqa: E402
 from sagaz_operator.adapters.postgres.journal import Journal, SagaRecord  # noqa: E402
-from sagaz_operator.domain import definitions, egress, state  # noqa: E402
+from sagaz_operator.domain import definitions, egress, jobs, state  # noqa: E402
 from sagaz_operator.domain import events as ev  # noqa: E402
-from sagaz_operator.domain.model import SagaUid  # noqa: E402
+from sagaz_operator.domain.model import Json, SagaUid  # noqa: E402
 from sagaz_operator.services.executor import Controls, Executor  # noqa: E402
 from sagaz_operator.services.steps import SagaContext, StepRunner  # noqa: E402
 
@@ -106,7 +109,7 @@ class PostgresJournal:
 
 
 async def run_all(
-    *, count: int, spec: dict[str, object], runner: StepRunner, journal: Journal | None
+    *, count: int, spec: dict[str, Json], runner: StepRunner, journal: Journal | None
 ) -> tuple[float, list[float]]:
     definition = definitions.load(spec)
     timings: list[float] = []
@@ -124,7 +127,7 @@ async def run_all(
                 definition_name="bench",
                 definition_generation=1,
                 definition=spec,
-                input={},  # type: ignore[arg-type]
+                input={},
             )
             await journal.create(record)
             port = PostgresJournal(journal, record)
@@ -185,10 +188,10 @@ def main() -> None:
 
 async def measure(url: str, *, sagas: int, steps: int) -> None:
     async with ParticipantServer() as server:
-        names = [f"s{i}" for i in range(steps)]
+        names: list[Json] = [f"s{i}" for i in range(steps)]
         for name in names:
             server.on(f"/{name}", Respond(json={"ok": True}))
-        spec: dict[str, object] = {
+        spec: dict[str, Json] = {
             "steps": [
                 {
                     "name": name,
@@ -199,12 +202,13 @@ async def measure(url: str, *, sagas: int, steps: int) -> None:
             ]
         }
         client = participants.new_client(max_connections=200)
+        # Neither Secrets nor Jobs are used here: a Kube that would fail if it were called.
+        unused = Kube(httpx.AsyncClient(base_url="http://127.0.0.1:9"))
         runner = StepRunner(
             http=participants.HttpParticipants(
-                client=client,
-                egress=egress.EgressPolicy(),
-                secrets=None,  # type: ignore[arg-type]
-            )
+                client=client, egress=egress.EgressPolicy(), secrets=unused
+            ),
+            jobs=JobParticipants(kube=unused, policy=jobs.JobPolicy()),
         )
         pool = await asyncpg.create_pool(url, min_size=5, max_size=20)
         async with pool.acquire() as conn:
@@ -214,6 +218,7 @@ async def measure(url: str, *, sagas: int, steps: int) -> None:
         memory = await run_all(count=sagas, spec=spec, runner=runner, journal=None)
         await pool.close()
         await client.aclose()
+        await unused.close()
     print(f"{sagas} concurrent sagas of {steps} HTTP steps on loopback")
     print(describe("memory", sagas, *memory))
     print(describe("postgres", sagas, *journaled))
