@@ -21,6 +21,7 @@ import httpx
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from sagaz_operator.adapters.bounded import BoundedTransport
 from sagaz_operator.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -93,10 +94,13 @@ class Kube:
                 verify.load_cert_chain(configuration.cert_file, configuration.key_file)
         http = httpx.AsyncClient(
             base_url=configuration.host,
-            verify=verify,
+            transport=BoundedTransport(
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                verify=verify,
+            ),
+            verify=verify,  # for a proxy from the environment, if any
             auth=_Auth(configuration),
             timeout=httpx.Timeout(30.0),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         )
         return cls(http)
 

@@ -62,6 +62,7 @@ from typing import Any, NoReturn, Protocol
 import httpx
 
 from sagaz_operator import __version__
+from sagaz_operator.adapters.bounded import BoundedTransport
 from sagaz_operator.domain import egress
 from sagaz_operator.domain.model import Attempt, HttpCall, Json
 from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
@@ -105,17 +106,17 @@ def new_client(
     the CA bundle: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` still name the CAs that participants'
     certificates are verified against, so a cluster's private CA can be mounted.
     """
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_keepalive_connections,
+        keepalive_expiry=30.0,
+    )
     return httpx.AsyncClient(
         follow_redirects=False,
         trust_env=False,
-        verify=httpx.create_ssl_context(trust_env=True),
+        transport=BoundedTransport(limits=limits, verify=httpx.create_ssl_context(trust_env=True)),
         cookies=http.cookiejar.CookieJar(
             policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])  # accept none
-        ),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=30.0,
         ),
         headers={"User-Agent": f"sagaz-operator/{__version__}"},
     )
