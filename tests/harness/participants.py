@@ -172,7 +172,9 @@ class ParticipantServer:
         self.port = 0
 
     async def __aenter__(self) -> ParticipantServer:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        # A backlog for bursts, as a real server has: with asyncio's default of 100, hundreds of
+        # sagas connecting at once overflow it and their connects wait for SYN retransmission.
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
