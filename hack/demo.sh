@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, from a fresh machine: bring up the local stack, run the operator, run two
+# The main job, from a fresh machine: bring up the local stack, run the operator, run the
 # example sagas (HTTP steps, and HTTP + Job steps; each once succeeding, once compensated)
 # and show them with kubectl.
 source "$(dirname "$0")/lib.sh"
