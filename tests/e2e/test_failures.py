@@ -73,9 +73,12 @@ class TestCompensation:
         undo = [r.path for r in participants.requests() if r.path.endswith("/undo")]
         assert undo[-1] == "/a/undo"  # after both of its dependents
         assert sorted(undo[:2]) == ["/b/undo", "/c/undo"]
-        expected = ["CompensationStarted", "SagaCompensated"] + ["StepCompensated"] * 3
         events = await sagas.events(
-            "fail-last", until=lambda reasons: all(r in reasons for r in expected)
+            "fail-last",
+            until=lambda r: (
+                {"CompensationStarted", "SagaCompensated"} <= set(r)
+                and r.count("StepCompensated") >= 3
+            ),
         )
         assert [reason for reason, _ in events].count("StepCompensated") == 3
 

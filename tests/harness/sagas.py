@@ -137,20 +137,24 @@ class Sagas:
         a terminal phase waits for the Events it expects. Event times have one-second
         resolution: the order within a second is arbitrary.
         """
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            listed = await asyncio.to_thread(
-                self._core.list_namespaced_event,
-                self.namespace,
-                field_selector=f"involvedObject.name={name}",
-            )
-            ordered = sorted(listed.items, key=lambda e: (e.first_timestamp, e.metadata.name))
-            found = [(e.reason, e.message) for e in ordered]
-            if until([reason for reason, _ in found]):
-                return found
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"events of {name} after {within}s: {found}")
-            await asyncio.sleep(0.2)
+        seen: dict[str, Any] = {}
+
+        def ordered() -> list[Any]:
+            return sorted(seen.values(), key=lambda e: (e.first_timestamp, e.metadata.name))
+
+        def record(event: Any) -> bool:
+            seen[event.metadata.name] = event
+            return until([e.reason for e in ordered()])
+
+        await asyncio.to_thread(
+            kube.wait_for,
+            self._core.list_namespaced_event,
+            record,
+            timeout=within,
+            namespace=self.namespace,
+            field_selector=f"involvedObject.name={name}",
+        )
+        return [(e.reason, e.message) for e in ordered()]
 
     async def patch_object(self, plural: str, name: str, spec: dict[str, Any]) -> None:
         await asyncio.to_thread(

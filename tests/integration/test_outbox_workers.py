@@ -111,8 +111,9 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
     # Mid-batch: its rows claimed (transaction open, the SELECT done) and on their way to Kafka.
     publishing = f"""SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
                      AND application_name LIKE 'sagaz-outbox/{await table_oid(db, settings)}/%'"""
-    while not await db.fetchval(publishing):
-        pass
+    async with asyncio.timeout(60):  # a query per turn: nothing to await but the next batch
+        while not await db.fetchval(publishing):
+            pass
     await asyncio.sleep(0.02)  # long enough for Kafka to acknowledge, too short to mark
     victim.process.kill()
     victim.process.wait()
