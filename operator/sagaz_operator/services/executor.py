@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -77,15 +77,11 @@ class Controls:
 
     suspend: bool = False
     abort: bool = False
-    changed: asyncio.Event | None = None
-
-    def __post_init__(self) -> None:
-        self.changed = self.changed or asyncio.Event()
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def update(self, *, suspend: bool, abort: bool) -> None:
         if (suspend, abort) != (self.suspend, self.abort):
             self.suspend, self.abort = suspend, abort
-            assert self.changed is not None
             self.changed.set()
 
 
@@ -207,6 +203,9 @@ class Executor:
                 self._cut_off(name, "compensation", attempt)
 
     async def _sync_controls(self) -> None:
+        # Cleared before the levers are read: a change that lands while this records the
+        # previous one sets the flag again, and the next wait returns at once for it.
+        self._controls.changed.clear()
         wanted: list[ev.Event] = []
         now = self._clock()
         if self._controls.suspend != self.state.suspended and not self.state.finished:
@@ -278,8 +277,6 @@ class Executor:
 
     async def _wait(self, wake_at: datetime | None, stopped: Stopped) -> None:
         """Sleep until an attempt ends, the user changes something, ``wake_at``, or a stop."""
-        assert self._controls.changed is not None
-        self._controls.changed.clear()
         waiters: list[asyncio.Future[Any]] = [
             *self._calls.values(),
             asyncio.ensure_future(self._controls.changed.wait()),
