@@ -27,7 +27,7 @@ async def test_metrics_count_finished_sagas_and_steps(
     before = await asyncio.to_thread(operator.metrics)
     spec = {"steps": [{"name": "a", "action": {"http": {"url": participants.url("/a")}}}]}
 
-    await sagas.start("counted", {"definition": spec})
+    await sagas.start("counted", {"definition": spec, "ttlSecondsAfterFinished": 3600})
     await sagas.wait("counted")
     after = await asyncio.to_thread(operator.metrics)
 
@@ -41,6 +41,13 @@ async def test_metrics_count_finished_sagas_and_steps(
     )
     assert "sagaz_saga_duration_seconds_bucket" in after
     assert "counted" not in after  # never a saga name as a label
+    # Finished and waiting out its TTL is not active. The gauge drops right after the final
+    # status is written, and the metrics endpoint has no watch: poll it.
+    active = metric(before, "sagaz_sagas_active")
+    async with asyncio.timeout(10):
+        while metric(after, "sagaz_sagas_active") != active:
+            await asyncio.sleep(0.1)
+            after = await asyncio.to_thread(operator.metrics)
 
 
 async def test_finished_saga_is_deleted_after_its_ttl(

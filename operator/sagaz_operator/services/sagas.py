@@ -113,17 +113,17 @@ async def run(
             final = await _run_fenced(runtime, body=body, controls=controls, stopped=stopped)
         except FencedError as error:
             logger.warning("saga %s: lost its fence (%s); starting over", meta["name"], error)
+            continue
         except DatabaseUnavailableError as error:
             logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
             await _pause(stopped, LOCK_RETRY_SECONDS)
-        else:
-            if final is not None and final.finished_at is not None:
-                await runtime.locks.release(uid)
-                await _expire(runtime, body=body, finished_at=final.finished_at, stopped=stopped)
-            return
+            continue
         finally:
             metrics.sagas_active.dec()
             await runtime.locks.release(uid)
+        if final.finished_at is not None:  # no longer active while it waits out its TTL
+            await _expire(runtime, body=body, finished_at=final.finished_at, stopped=stopped)
+        return
 
 
 async def _pause(stopped: Stopped, seconds: float) -> None:
@@ -154,8 +154,8 @@ async def _expire(
 
 async def _run_fenced(
     runtime: SagaRuntime, *, body: Mapping[str, Any], controls: Controls, stopped: Stopped
-) -> state.SagaState | None:
-    """Run the saga as far as it goes; its last state (None if it was just rejected)."""
+) -> state.SagaState:
+    """Run the saga as far as it goes (until it finishes or ``stopped``); its last state."""
     meta = body["metadata"]
     uid = str(meta["uid"])
     stored = await runtime.journal.load(uid)
