@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sagaz_operator.adapters.kube import ApiError, Kube
+from sagaz_operator.adapters.kube import ApiError, ApiUnreachableError, Kube, KubeError
 from sagaz_operator.domain import jobs
 from sagaz_operator.domain.model import Attempt, JobCall, Json
 from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
@@ -72,13 +72,18 @@ class JobParticipants:
                 f"Job {name} failed: {outcome.reason}: {outcome.message}".rstrip(": "),
                 outcome_unknown=True,
             )
-        return await self._output(request.attempt.namespace, name)
+        try:
+            return await self._output(request.attempt.namespace, name)
+        except KubeError as error:  # the Job did its work; only reading its output failed
+            raise RetryableParticipantError(
+                f"cannot read the output of Job {name}: {error}", outcome_unknown=True
+            ) from error
 
     async def stop(self, *, namespace: str, name: str) -> None:
         """Delete an attempt's Job (and its pods) after a timeout or cancellation."""
         try:
             await self._kube.delete(_path(namespace, name), propagation="Background")
-        except ApiError as error:
+        except KubeError as error:
             logger.warning("could not delete Job %s/%s: %s", namespace, name, error)
 
     async def _create_or_adopt(self, request: JobRequest, name: str) -> dict[str, Any]:
@@ -90,6 +95,10 @@ class JobParticipants:
         )
         try:
             return await self._kube.create(_path(request.attempt.namespace), body)
+        except ApiUnreachableError as error:  # it may exist now: the retry's Job is another
+            raise RetryableParticipantError(
+                f"cannot create Job {name}: {error}", outcome_unknown=True
+            ) from error
         except ApiError as error:
             if error.status == 422:
                 raise PermanentParticipantError(f"Job {name} is invalid: {error}") from error

@@ -49,10 +49,20 @@ class ObjectRef:
         return f"{prefix}/namespaces/{self.namespace}/{self.plural}/{quote(self.name)}"
 
 
-class ApiError(Exception):
+class KubeError(Exception):
+    """A Kubernetes API call did not do what was asked."""
+
+
+class ApiError(KubeError):
+    """The API server answered with an error status."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Kubernetes API answered {status}: {message}")
         self.status = status
+
+
+class ApiUnreachableError(KubeError):
+    """No answer: the connection failed or timed out (the request may have been applied)."""
 
 
 class _Auth(httpx.Auth):
@@ -108,22 +118,23 @@ class Kube:
         await self._http.aclose()
 
     async def get(self, path: str) -> dict[str, Any] | None:
-        response = await self._http.get(path)
+        response = await self._send("GET", path)
         if response.status_code == 404:
             return None
         return _json(response)
 
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return _json(await self._http.post(path, json=body))
+        return _json(await self._send("POST", path, json=body))
 
     async def delete(self, path: str, *, propagation: str = "Background") -> None:
-        response = await self._http.request("DELETE", path, json={"propagationPolicy": propagation})
+        response = await self._send("DELETE", path, json={"propagationPolicy": propagation})
         if response.status_code != 404:
             _json(response)
 
     async def apply(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply ``body`` as the operator's field manager, taking over conflicts."""
-        response = await self._http.patch(
+        response = await self._send(
+            "PATCH",
             path,
             params={"fieldManager": COMPONENT, "force": "true"},
             json=body,
@@ -133,7 +144,8 @@ class Kube:
 
     async def patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
         """Merge-patch ``.status``; a vanished object is not an error (it was deleted)."""
-        response = await self._http.patch(
+        response = await self._send(
+            "PATCH",
             f"{ref.path}/status",
             json={"status": status},
             headers={"Content-Type": "application/merge-patch+json"},
@@ -165,10 +177,16 @@ class Kube:
         }
         try:
             await self.create(f"/api/v1/namespaces/{ref.namespace}/events", body)
-        except (ApiError, httpx.HTTPError) as error:  # an Event is never worth failing for
+        except KubeError as error:  # an Event is never worth failing for
             logger.warning(
                 "could not post event %s on %s/%s: %s", reason, ref.namespace, ref.name, error
             )
+
+    async def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **options)
+        except httpx.TransportError as error:
+            raise ApiUnreachableError(f"Kubernetes API unreachable: {error!r}") from error
 
     async def read(self, *, namespace: str, name: str, key: str) -> str:
         """Read one key of a Secret (the participants' SecretReader); never logged."""

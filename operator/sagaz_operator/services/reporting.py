@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from sagaz_operator import metrics
-from sagaz_operator.adapters.kube import ApiError, Kube, ObjectRef
+from sagaz_operator.adapters.kube import Kube, KubeError, ObjectRef
 from sagaz_operator.domain import codec, conditions, projection, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Json
@@ -139,7 +139,7 @@ class Reporter:
         try:
             await self._kube.patch_status(self._ref, status)
             self._written = status
-        except (ApiError, OSError) as error:  # the next publish or close tries again
+        except KubeError as error:  # the next publish or close tries again
             logger.warning("saga %s: status not written: %s", self._ref.name, error)
             self._dirty.set()
 
