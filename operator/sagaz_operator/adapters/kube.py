@@ -22,12 +22,11 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from sagaz_operator.adapters.bounded import BoundedTransport
+from sagaz_operator.api.definition import GROUP, VERSION
 from sagaz_operator.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-GROUP = "sagaz.io"
-VERSION = "v1alpha1"
 COMPONENT = "sagaz-operator"
 
 

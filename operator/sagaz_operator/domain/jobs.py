@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sagaz_operator.api.definition import API_VERSION
 from sagaz_operator.domain.model import Attempt, JobCall, Json
 
 
@@ -87,7 +88,7 @@ def manifest(
             "labels": labels,
             "ownerReferences": [
                 {
-                    "apiVersion": "sagaz.io/v1alpha1",
+                    "apiVersion": API_VERSION,
                     "kind": "Saga",
                     "name": attempt.saga_name,
                     "uid": attempt.saga_uid,

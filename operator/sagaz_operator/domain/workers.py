@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sagaz_operator.api.definition import API_VERSION
 from sagaz_operator.api.outboxworker import OutboxWorkerSpec
 
 PORT = 8080
@@ -38,7 +39,7 @@ def selector(name: str) -> str:
 
 def owner(*, name: str, uid: str) -> dict[str, Any]:
     return {
-        "apiVersion": "sagaz.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "OutboxWorker",
         "name": name,
         "uid": uid,

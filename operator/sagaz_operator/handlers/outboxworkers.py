@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from sagaz_operator.adapters.kube import GROUP, VERSION
+from sagaz_operator.api.definition import GROUP, VERSION
 from sagaz_operator.services import outboxworkers
 from sagaz_operator.services.runtime import Runtime
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from sagaz_operator.adapters.kube import GROUP, VERSION
+from sagaz_operator.api.definition import GROUP, VERSION
 from sagaz_operator.services import definitions, sagas
 from sagaz_operator.services.executor import Controls
 from sagaz_operator.services.runtime import Runtime

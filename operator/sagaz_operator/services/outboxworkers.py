@@ -21,8 +21,9 @@ from typing import Any
 
 import pydantic
 
-from sagaz_operator.adapters.kube import GROUP, VERSION, Kube, ObjectRef
+from sagaz_operator.adapters.kube import Kube, ObjectRef
 from sagaz_operator.adapters.postgres import backlog
+from sagaz_operator.api.definition import GROUP, VERSION
 from sagaz_operator.api.outboxworker import OutboxWorkerSpec
 from sagaz_operator.domain import conditions, definitions, workers
 from sagaz_operator.services.executor import Clock

@@ -21,10 +21,11 @@ from typing import Any
 import pydantic
 
 from sagaz_operator import metrics
-from sagaz_operator.adapters.kube import GROUP, VERSION, Kube, ObjectRef
+from sagaz_operator.adapters.kube import Kube, ObjectRef
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal, SagaRecord
 from sagaz_operator.adapters.postgres.locks import SagaLocks
+from sagaz_operator.api.definition import GROUP, VERSION
 from sagaz_operator.api.saga import SagaSpec
 from sagaz_operator.domain import definitions, inputs, state
 from sagaz_operator.domain import events as ev
