@@ -182,6 +182,16 @@ def test_a_good_definition_is_accepted_and_defaulted(k8s: client.ApiClient, name
             "minReplicas must not exceed autoscaling.maxReplicas",
             id="autoscaling-min-above-max",
         ),
+        pytest.param(
+            "OutboxWorker",
+            {
+                "database": {"urlSecretRef": {"name": "db", "key": "url"}},
+                "kafka": {"bootstrapServers": "kafka:9092", "topic": ".."},
+            },
+            "spec.kafka.topic",
+            "kafka.topic must not be '.' or '..'",
+            id="topic-kafka-refuses",
+        ),
     ],
 )
 def test_bad_objects_are_refused_naming_the_field(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from sagaz_operator.api.definition import (
     CONDITIONS_LIST,
@@ -44,6 +44,16 @@ class Database(ApiModel):
 class Kafka(ApiModel):
     """The Kafka cluster events are published to."""
 
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.topic != '.' && self.topic != '..'",
+                "kafka.topic must not be '.' or '..', which Kafka refuses",
+                field_path=".topic",
+            )
+        )
+    )
+
     bootstrap_servers: str = Field(
         min_length=1, description="Comma-separated host:port list of bootstrap brokers."
     )
@@ -54,6 +64,13 @@ class Kafka(ApiModel):
         pattern=r"^[a-zA-Z0-9._-]+$",
         description="The topic for events that do not name their own.",
     )
+
+    @field_validator("topic")
+    @classmethod
+    def _not_dots(cls, topic: str) -> str:
+        if topic in {".", ".."}:
+            raise ValueError("kafka.topic must not be '.' or '..', which Kafka refuses")
+        return topic
 
 
 class Autoscaling(ApiModel):
