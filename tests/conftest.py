@@ -16,6 +16,15 @@ def cluster() -> Iterator[stack.Cluster]:
         yield running
 
 
+@pytest.fixture
+def kwok_node(cluster: stack.Cluster) -> None:
+    """Skips the test unless it runs on the local control plane, whose kwok node decides how
+    pods end (labels and annotations in hack/kwok/stages.yaml); on another cluster the same
+    pods would really run an image that does not exist."""
+    if not cluster.local:
+        pytest.skip("needs the local control plane's kwok node")
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     with stack.kafka() as bootstrap:

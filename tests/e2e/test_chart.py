@@ -96,6 +96,7 @@ def token_kubeconfig(
     return path
 
 
+@pytest.mark.usefixtures("kwok_node")
 async def test_installed_chart_rbac_is_enough_to_run_sagas_jobs_and_workers(
     k8s: client.ApiClient,
     cluster: stack.Cluster,

@@ -239,6 +239,7 @@ async def test_status_catches_up_from_the_journal_after_a_crash(
     assert len(keys) == 1  # re-dispatched after the crash with the same key
 
 
+@pytest.mark.usefixtures("kwok_node")
 async def test_restart_while_a_job_runs_adopts_it(
     k8s: ApiClient, operators: Any, own_sagas: Sagas
 ) -> None:

@@ -70,6 +70,7 @@ async def test_order_saga_example(sagas: Sagas, shop: str) -> None:
     assert "card declined" in declined["status"]["steps"][1]["error"]
 
 
+@pytest.mark.usefixtures("kwok_node")
 async def test_mixed_http_and_job_example(sagas: Sagas, shop: str) -> None:
     phases = await run_example(
         sagas,

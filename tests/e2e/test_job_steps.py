@@ -15,7 +15,7 @@ from harness.sagas import Sagas, kwok_job
 from sagaz_operator.domain import jobs
 from sagaz_operator.domain.model import Attempt
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("kwok_node")]
 
 
 async def jobs_of(k8s: client.ApiClient, namespace: str, saga: str) -> list[Any]:

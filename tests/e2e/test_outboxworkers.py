@@ -75,6 +75,7 @@ def kubectl(cluster: stack.Cluster, namespace: str, *args: str) -> str:
     ).stdout
 
 
+@pytest.mark.usefixtures("kwok_node")
 async def test_outboxworker_lifecycle(
     k8s: client.ApiClient,
     cluster: stack.Cluster,

@@ -22,9 +22,8 @@ def test_configmap_round_trips_through_the_api(k8s: client.ApiClient, namespace:
     assert core.read_namespaced_config_map("hello", namespace).data == {"k": "v"}
 
 
+@pytest.mark.usefixtures("kwok_node")
 def test_kubectl_sees_the_kwok_node_ready(cluster: stack.Cluster) -> None:
-    if not cluster.local:
-        pytest.skip("the kwok node exists only on the local control plane")
     out = subprocess.run(
         [stack.kubectl(), "--kubeconfig", str(cluster.kubeconfig), "get", "nodes", "--no-headers"],
         check=True,
@@ -50,6 +49,7 @@ def test_rbac_is_enforced(k8s: client.ApiClient, namespace: str) -> None:
     assert decision.status.allowed is False
 
 
+@pytest.mark.usefixtures("kwok_node")
 def test_deployment_gets_running_pods(k8s: client.ApiClient, namespace: str) -> None:
     labels = {"app": "smoke"}
     pod = client.V1PodTemplateSpec(
@@ -82,6 +82,7 @@ def test_deployment_gets_running_pods(k8s: client.ApiClient, namespace: str) -> 
     [({}, "Complete"), ({"sagaz.io/kwok-outcome": "fail"}, "Failed")],
     ids=["succeeds", "fails"],
 )
+@pytest.mark.usefixtures("kwok_node")
 def test_job_finishes_as_its_pod_does(
     k8s: client.ApiClient, namespace: str, pod_labels: dict[str, str], condition: str
 ) -> None:
