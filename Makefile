@@ -13,7 +13,7 @@ demo: ## the main job: bring up the local stack, run the operator and an example
 test: ## the whole suite: lint, types, layers, unit, integration and e2e tests
 	@hack/test.sh
 
-check: venv ## static checks only (ruff, mypy --strict, import layers, CRD drift)
+check: venv ## static checks only (ruff, mypy --strict, import layers)
 	@hack/check.sh
 
 up: ## start the local stack (cluster, PostgreSQL, Kafka) and write .dev/env

@@ -20,4 +20,3 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-command -v go >/dev/null || die "Go 1.24 or newer is needed to build the local cluster (https://go.dev/dl)"

@@ -42,6 +42,8 @@ build() {
   local name=$1 module version package ldflags target started ticker
   read -r module version package ldflags <<<"$(component "$name")"
   target=$SAGAZ_CACHE/bin/$name-$version
+  command -v go >/dev/null ||
+    die "Go 1.24 or newer is needed to build $name $version (https://go.dev/dl), or put the binary on PATH"
   log "building $name $version from the Go module proxy (once per machine; progress every 30s)"
   started=$SECONDS
   ( while sleep 30; do log "  ... still building $name ($((SECONDS - started))s)"; done ) &
@@ -75,11 +77,11 @@ resolve() {
 }
 
 main() {
-  command -v go >/dev/null || die "Go is needed to build the local cluster binaries (https://go.dev/dl)"
-  local names=("$@")
+  local names=("$@") found
   ((${#names[@]})) || names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
   for name in "${names[@]}"; do
-    ln -sfn "$(resolve "$name")" "$BIN_DIR/$name"
+    found=$(resolve "$name")  # a separate assignment, so a failed build stops the script
+    ln -sfn "$found" "$BIN_DIR/$name"
   done
 }
 

@@ -1,7 +1,7 @@
 // Builds the pinned Kubernetes binaries (kube-apiserver, kube-controller-manager,
 // kube-scheduler, kubectl) from the Go module proxy. k8s.io/kubernetes points its
 // staging modules at ./staging/src, which does not exist in a downloaded module, so each
-// is replaced with its published v0.Y.Z twin. Regenerate with hack/build/k8s/regen.sh.
+// is replaced with its published v0.Y.Z twin: on a version bump, change every v0.Y.Z below.
 module sagaz.io/hack/build/k8s
 
 go 1.24.0
