@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sagaz_operator import __version__
+from sagaz_operator import __version__, environment
 from sagaz_operator.domain import egress, jobs
 from sagaz_operator.errors import ConfigError
 
@@ -53,8 +53,8 @@ class Settings:
                 networks=env.get("SAGAZ_ALLOWED_NETWORKS", ""),
                 allow_link_local=env.get("SAGAZ_ALLOW_LINK_LOCAL", "").lower() == "true",
             ),
-            metrics_address=_address(env.get("SAGAZ_METRICS_ADDRESS", "")),
-            status_interval=float(env.get("SAGAZ_STATUS_INTERVAL", "1")),
+            metrics_address=environment.address(env, "SAGAZ_METRICS_ADDRESS", ""),
+            status_interval=_positive(environment.seconds(env, "SAGAZ_STATUS_INTERVAL", 1.0)),
             worker_image=env.get("SAGAZ_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE,
             job_policy=_job_policy(env),
         )
@@ -66,20 +66,13 @@ def _job_policy(env: Mapping[str, str]) -> jobs.JobPolicy:
         raise ConfigError(f"SAGAZ_JOB_STEPS must be enabled or disabled, not {switch!r}")
     return jobs.JobPolicy(
         enabled=switch == "enabled",
-        allowed_images=_items(env.get("SAGAZ_JOB_ALLOWED_IMAGES", "")),
-        allowed_service_accounts=_items(env.get("SAGAZ_JOB_ALLOWED_SERVICE_ACCOUNTS", "")),
+        allowed_images=environment.items(env, "SAGAZ_JOB_ALLOWED_IMAGES"),
+        allowed_service_accounts=environment.items(env, "SAGAZ_JOB_ALLOWED_SERVICE_ACCOUNTS"),
         allow_host_access=env.get("SAGAZ_JOB_ALLOW_HOST_ACCESS", "").lower() == "true",
     )
 
 
-def _items(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _address(text: str) -> tuple[str, int] | None:
-    if not text:
-        return None
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"SAGAZ_METRICS_ADDRESS must be host:port, not {text!r}")
-    return host, int(port)
+def _positive(interval: float) -> float:
+    if not interval > 0:
+        raise ConfigError(f"SAGAZ_STATUS_INTERVAL must be more than 0 seconds, not {interval}")
+    return interval

@@ -31,6 +31,24 @@ def test_refuses_to_start_without_a_database_url() -> None:
     assert "SAGAZ_DATABASE_URL is not set" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SAGAZ_STATUS_INTERVAL", "soon", "SAGAZ_STATUS_INTERVAL must be a number of seconds"),
+        ("SAGAZ_STATUS_INTERVAL", "0", "SAGAZ_STATUS_INTERVAL must be more than 0 seconds"),
+        ("SAGAZ_METRICS_ADDRESS", "[::]:99999", "SAGAZ_METRICS_ADDRESS must be host:port"),
+    ],
+)
+def test_refuses_a_bad_setting_naming_it(variable: str, value: str, message: str) -> None:
+    done = run(
+        "--standalone", SAGAZ_DATABASE_URL="postgresql://x@127.0.0.1:9/x", **{variable: value}
+    )
+
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_refuses_to_start_when_the_database_is_unreachable() -> None:
     done = run("--standalone", SAGAZ_DATABASE_URL="postgresql://sagaz:x@127.0.0.1:9/sagaz")
 

@@ -30,6 +30,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sagaz_operator import environment
 from sagaz_operator.api.outboxworker import MAX_PARTITIONS, SQL_IDENTIFIER
 from sagaz_operator.domain import partitions
 from sagaz_operator.errors import ConfigError
@@ -100,49 +101,22 @@ class RelaySettings:
             bootstrap_servers=env.get("SAGAZ_KAFKA_BOOTSTRAP_SERVERS", ""),
             table=env.get("SAGAZ_OUTBOX_TABLE", "") or "sagaz_outbox",
             topic=env.get("SAGAZ_KAFKA_TOPIC", "") or "saga-events",
-            batch_size=_int(env, "SAGAZ_OUTBOX_BATCH_SIZE", 500),
-            partitions=_int(env, "SAGAZ_OUTBOX_PARTITIONS", 16),
-            max_attempts=_int(env, "SAGAZ_OUTBOX_MAX_ATTEMPTS", 10),
+            batch_size=environment.whole_number(env, "SAGAZ_OUTBOX_BATCH_SIZE", 500),
+            partitions=environment.whole_number(env, "SAGAZ_OUTBOX_PARTITIONS", 16),
+            max_attempts=environment.whole_number(env, "SAGAZ_OUTBOX_MAX_ATTEMPTS", 10),
             worker_name=env.get("SAGAZ_OUTBOXWORKER_NAME", ""),
-            address=_address(env.get("SAGAZ_WORKER_ADDRESS", "0.0.0.0:8080")),
+            address=environment.address(env, "SAGAZ_WORKER_ADDRESS", "0.0.0.0:8080"),
             event_source=env.get("SAGAZ_EVENT_SOURCE", ""),
-            poll_seconds=_float(env, "SAGAZ_OUTBOX_POLL_SECONDS", 1.0),
-            rebalance_seconds=_float(env, "SAGAZ_OUTBOX_REBALANCE_SECONDS", 2.0),
-            publish_timeout_seconds=_float(env, "SAGAZ_OUTBOX_PUBLISH_TIMEOUT_SECONDS", 30.0),
-            retry_seconds=_float(env, "SAGAZ_OUTBOX_RETRY_SECONDS", 1.0),
-            retry_max_seconds=_float(env, "SAGAZ_OUTBOX_RETRY_MAX_SECONDS", 60.0),
+            poll_seconds=environment.seconds(env, "SAGAZ_OUTBOX_POLL_SECONDS", 1.0),
+            rebalance_seconds=environment.seconds(env, "SAGAZ_OUTBOX_REBALANCE_SECONDS", 2.0),
+            publish_timeout_seconds=environment.seconds(
+                env, "SAGAZ_OUTBOX_PUBLISH_TIMEOUT_SECONDS", 30.0
+            ),
+            retry_seconds=environment.seconds(env, "SAGAZ_OUTBOX_RETRY_SECONDS", 1.0),
+            retry_max_seconds=environment.seconds(env, "SAGAZ_OUTBOX_RETRY_MAX_SECONDS", 60.0),
         )
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {text!r}") from None
-
-
-def _address(text: str) -> tuple[str, int] | None:
-    if text.strip().lower() == "off":
-        return None
-    host, _, port = text.strip().rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"SAGAZ_WORKER_ADDRESS must be host:port or off, not {text!r}")
-    return host.strip("[]"), int(port)
