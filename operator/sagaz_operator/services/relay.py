@@ -26,15 +26,12 @@ import random
 import signal
 import time
 from collections.abc import Callable
-
-import asyncpg
-import prometheus_client
-from aiohttp import web
+from typing import Any
 
 from sagaz_operator import metrics
-from sagaz_operator.adapters import kafka
+from sagaz_operator.adapters import kafka, status_server
 from sagaz_operator.adapters.postgres import outbox
-from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
+from sagaz_operator.adapters.postgres.errors import DatabaseError
 from sagaz_operator.domain import partitions
 from sagaz_operator.domain.model import Backoff
 from sagaz_operator.errors import ConfigError
@@ -91,7 +88,7 @@ class Relay:
         """Connect to the database: fails fast (``ConfigError``) if it or the table is missing."""
         try:
             table = await self.outbox.connect()
-        except (DatabaseUnavailableError, asyncpg.PostgresError) as error:
+        except DatabaseError as error:
             raise ConfigError(
                 f"cannot reach the database at SAGAZ_DATABASE_URL: {error}"
             ) from error
@@ -105,7 +102,7 @@ class Relay:
         http = None
         try:
             if self.settings.address is not None:
-                http = await self._serve(*self.settings.address)
+                http = await status_server.serve(*self.settings.address, self._health)
             while not stop.is_set():
                 delay, wakeable = await self._cycle(stop)
                 await self._sleep(delay, stop, wakeable=wakeable)
@@ -127,7 +124,7 @@ class Relay:
                 self._next_stats = now + self.settings.stats_seconds
             while not stop.is_set() and await self._batch():
                 pass
-        except (DatabaseUnavailableError, asyncpg.PostgresError) as error:
+        except DatabaseError as error:
             return self._outage("the database", error), False
         except kafka.KafkaUnavailableError as error:
             return self._outage("Kafka", error), False
@@ -311,33 +308,13 @@ class Relay:
             await self._listener.close()
         await self._publisher.stop(grace_seconds=_STOP_TIMEOUT)
 
-    async def _serve(self, host: str, port: int) -> web.AppRunner:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics_page)
-        app.router.add_get("/healthz", self._health_page)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as error:
-            await runner.cleanup()
-            raise ConfigError(f"SAGAZ_WORKER_ADDRESS {host}:{port}: {error}") from error
-        logger.info("serving /metrics and /healthz on %s:%d", host, port)
-        return runner
-
-    async def _metrics_page(self, _: web.Request) -> web.Response:
-        body = prometheus_client.generate_latest()
-        return web.Response(
-            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
-        )
-
-    async def _health_page(self, _: web.Request) -> web.Response:
-        state = {
+    def _health(self) -> tuple[bool, dict[str, Any]]:
+        details = {
             "database": self.outbox.connected,
             "kafka": self._publisher.healthy,
             "partitions": sorted(self.outbox.owned),
         }
-        return web.json_response(state, status=200 if self.healthy else 503)
+        return self.healthy, details
 
 
 async def main(settings: RelaySettings) -> None:

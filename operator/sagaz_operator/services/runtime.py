@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-import asyncpg
-
 from sagaz_operator.adapters import participants
 from sagaz_operator.adapters.jobs import JobParticipants
 from sagaz_operator.adapters.kube import Kube
 from sagaz_operator.adapters.postgres import migrations
+from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.config import Settings
@@ -29,24 +28,19 @@ def utc_now() -> datetime:
 async def check_database(url: str) -> None:
     """Fail fast, with a clear message, when the database cannot be reached at start."""
     try:
-        conn = await asyncpg.connect(url, timeout=10)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        await migrations.check_reachable(url)
+    except DatabaseUnavailableError as error:
         raise ConfigError(f"cannot reach the database at SAGAZ_DATABASE_URL: {error}") from error
-    await conn.close()
 
 
 async def migrate(url: str) -> list[str]:
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        return await migrations.migrate(conn)
-    finally:
-        await conn.close()
+    return await migrations.migrate_database(url)
 
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pool: asyncpg.Pool | None = None
+        self._journal: Journal | None = None
         self._locks: SagaLocks | None = None
         self._http = participants.new_client()
         self._kube: Kube | None = None
@@ -56,9 +50,8 @@ class Runtime:
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
-        self._pool = await asyncpg.create_pool(url, min_size=2, max_size=20)
-        async with self._pool.acquire() as conn:
-            applied = await migrations.migrate(conn)
+        applied = await migrations.migrate_database(url)
+        self._journal = await Journal.open(url)
         if applied:
             logger.info("database migrated: %s", ", ".join(applied))
         self._locks = SagaLocks(url)
@@ -69,7 +62,7 @@ class Runtime:
         self.jobs = JobParticipants(kube=self._kube, policy=self.settings.job_policy)
         self.sagas = SagaRuntime(
             kube=self._kube,
-            journal=Journal(self._pool),
+            journal=self._journal,
             locks=self._locks,
             runner=StepRunner(http=http, jobs=self.jobs),
             clock=utc_now,
@@ -86,5 +79,5 @@ class Runtime:
             await self._kube.close()
         if self._locks is not None:
             await self._locks.close()
-        if self._pool is not None:
-            await self._pool.close()
+        if self._journal is not None:
+            await self._journal.close()

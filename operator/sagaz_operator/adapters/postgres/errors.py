@@ -10,7 +10,11 @@ from __future__ import annotations
 import asyncpg
 
 
-class DatabaseUnavailableError(Exception):
+class DatabaseError(Exception):
+    """A database call failed: the database is away, or it refused the statement."""
+
+
+class DatabaseUnavailableError(DatabaseError):
     """The database cannot be reached right now; try again later."""
 
 

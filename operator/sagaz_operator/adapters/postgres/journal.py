@@ -65,6 +65,14 @@ class Journal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @classmethod
+    async def open(cls, url: str) -> Journal:
+        """A journal on its own connection pool; ``close`` it when done."""
+        return cls(await asyncpg.create_pool(url, min_size=2, max_size=20))
+
+    async def close(self) -> None:
+        await self._pool.close()
+
     @_guarded
     async def load(self, uid: str) -> Stored | None:
         async with self._pool.acquire() as conn:

@@ -12,6 +12,8 @@ from importlib import resources
 
 import asyncpg
 
+from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
+
 logger = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x5A6A_0001  # an arbitrary constant shared by every sagaz process
@@ -55,3 +57,21 @@ async def migrate(
             applied_now.append(name)
             logger.info("applied database migration %s", name)
     return applied_now
+
+
+async def migrate_database(url: str) -> list[str]:
+    """Connect to ``url``, apply what is missing, disconnect; the names applied."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def check_reachable(url: str) -> None:
+    """Connect once and disconnect; ``DatabaseUnavailableError`` saying why if that fails."""
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        raise DatabaseUnavailableError(str(error)) from error
+    await conn.close()

@@ -37,7 +37,11 @@ from typing import Any
 
 import asyncpg
 
-from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError, unavailable
+from sagaz_operator.adapters.postgres.errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    unavailable,
+)
 from sagaz_operator.api.outboxworker import SQL_IDENTIFIER
 from sagaz_operator.domain.model import Json
 from sagaz_operator.errors import ConfigError
@@ -226,6 +230,8 @@ class Outbox:
             )
         except unavailable() as error:
             raise DatabaseUnavailableError(str(error)) from error
+        except asyncpg.PostgresError as error:  # refused: a wrong password, no such database
+            raise DatabaseError(str(error)) from error
         try:
             self.table = await resolve(conn, self._name)
             await conn.execute(
@@ -328,6 +334,8 @@ class Outbox:
             if conn is not None:
                 conn.terminate()
             raise DatabaseUnavailableError(str(error)) from error
+        except asyncpg.PostgresError as error:  # a statement refused, e.g. by lock_timeout
+            raise DatabaseError(str(error)) from error
 
 
 def _row(record: asyncpg.Record) -> Row:
