@@ -132,9 +132,7 @@ async def run_all(
             await journal.create(record)
             port = PostgresJournal(journal, record)
         executor = Executor(
-            saga=SagaContext(
-                uid=uid, name=f"bench-{index}", namespace="bench", definition_name="bench", input={}
-            ),
+            saga=SagaContext(uid=uid, name=f"bench-{index}", namespace="bench", input={}),
             current=state.initial(uid=SagaUid(uid), definition=definition),
             journal=port,
             runner=runner,

@@ -8,8 +8,9 @@
         ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
         └── PermanentParticipantError     other 4xx, redirects, invalid responses, refused targets
 
-Domain and adapter code raise these; handlers map ``retryable`` onto
-``kopf.TemporaryError`` / ``kopf.PermanentError`` so Kopf's own retry policy follows ours.
+Domain and adapter code raise these. The executor turns a ``ParticipantError`` into the
+attempt's outcome (retried or not by the step's own policy), so Kopf never sees one; a
+``ConfigError`` stops the command line with exit code 2.
 
 A ``ParticipantError`` also says whether the call may have taken effect anyway
 (``outcome_unknown``: the request was sent but no answer came back, e.g. a read timeout). Such a

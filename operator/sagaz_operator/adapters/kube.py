@@ -43,9 +43,14 @@ class ObjectRef:
 
     @property
     def path(self) -> str:
-        group, _, version = self.api_version.rpartition("/")
-        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        return f"{prefix}/namespaces/{self.namespace}/{self.plural}/{quote(self.name)}"
+        return resource_path(self.api_version, self.plural, self.namespace, self.name)
+
+
+def resource_path(api_version: str, plural: str, namespace: str, name: str) -> str:
+    """The API path of a namespaced object, e.g. ``("apps/v1", "deployments", "ns", "x")``."""
+    group, _, version = api_version.rpartition("/")
+    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    return f"{prefix}/namespaces/{namespace}/{plural}/{quote(name)}"
 
 
 class KubeError(Exception):

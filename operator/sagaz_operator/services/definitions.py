@@ -16,8 +16,8 @@ from sagaz_operator.errors import DefinitionError
 from sagaz_operator.services.executor import Clock
 
 
-async def check(kube: Kube, body: Mapping[str, Any], *, clock: Clock) -> bool:
-    """Validate the SagaDefinition in ``body`` and write its status; True when valid."""
+async def check(kube: Kube, body: Mapping[str, Any], *, clock: Clock) -> None:
+    """Validate the SagaDefinition in ``body`` and write its status (an Event when invalid)."""
     meta = body["metadata"]
     try:
         definition = definitions.load(body.get("spec") or {})
@@ -50,4 +50,3 @@ async def check(kube: Kube, body: Mapping[str, Any], *, clock: Clock) -> bool:
     await kube.patch_status(ref, status)
     if not ready:
         await kube.post_event(ref, reason="InvalidDefinition", message=message, warning=True)
-    return ready

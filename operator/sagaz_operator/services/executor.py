@@ -85,6 +85,13 @@ class Controls:
             self.changed.set()
 
 
+async def wait_stopped(stopped: Stopped, seconds: float) -> bool:
+    """Wait ``seconds``, or less if ``stopped`` is set meanwhile; whether it was."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.ensure_future(stopped.wait()), timeout=seconds)
+    return stopped.is_set()
+
+
 class Stopped(Protocol):
     """Kopf's daemon stop flag: set when the operator exits or the object goes away."""
 
@@ -182,11 +189,8 @@ class Executor:
 
     async def _pause(self, seconds: float) -> None:
         assert self._stopped is not None
-        try:
-            await asyncio.wait_for(asyncio.ensure_future(self._stopped.wait()), timeout=seconds)
-        except TimeoutError:
-            return
-        raise _StopRequestedError
+        if await wait_stopped(self._stopped, seconds):
+            raise _StopRequestedError
 
     def _act(self, event: ev.Event) -> None:
         match event:

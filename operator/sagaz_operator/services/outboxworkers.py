@@ -21,9 +21,9 @@ from typing import Any
 
 import pydantic
 
-from sagaz_operator.adapters.kube import Kube, ObjectRef
+from sagaz_operator.adapters.kube import Kube, ObjectRef, resource_path
 from sagaz_operator.adapters.postgres import backlog
-from sagaz_operator.api.definition import GROUP, VERSION
+from sagaz_operator.api.definition import API_VERSION
 from sagaz_operator.api.outboxworker import OutboxWorkerSpec
 from sagaz_operator.domain import conditions, definitions, workers
 from sagaz_operator.services.executor import Clock
@@ -51,9 +51,7 @@ class WorkerRuntime:
 async def reconcile_owner(runtime: WorkerRuntime, *, namespace: str, name: str) -> None:
     """Reconcile the OutboxWorker ``name`` after one of its children changed."""
     async with runtime.lock(namespace, name):
-        body = await runtime.kube.get(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/outboxworkers/{name}"
-        )
+        body = await runtime.kube.get(resource_path(API_VERSION, "outboxworkers", namespace, name))
         if body is not None and body["metadata"].get("deletionTimestamp") is None:
             await _reconcile(runtime, body)
 
@@ -96,8 +94,8 @@ async def _reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
         spec, name=name, namespace=namespace, uid=uid, image=runtime.image
     )
     child = deployment["metadata"]["name"]
-    deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{child}"
-    hpa_path = f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{child}"
+    deployment_path = resource_path("apps/v1", "deployments", namespace, child)
+    hpa_path = resource_path("autoscaling/v2", "horizontalpodautoscalers", namespace, child)
     applied = await runtime.kube.apply(deployment_path, deployment)
     if workers.autoscaled(spec):
         await runtime.kube.apply(

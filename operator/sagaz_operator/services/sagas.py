@@ -10,8 +10,6 @@ mistyped name fails fast instead of hanging; fix it and create the Saga again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,17 +19,24 @@ from typing import Any
 import pydantic
 
 from sagaz_operator import metrics
-from sagaz_operator.adapters.kube import Kube, ObjectRef
+from sagaz_operator.adapters.kube import Kube, ObjectRef, resource_path
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal, SagaRecord
 from sagaz_operator.adapters.postgres.locks import SagaLocks
-from sagaz_operator.api.definition import GROUP, VERSION
+from sagaz_operator.api.definition import API_VERSION
 from sagaz_operator.api.saga import SagaSpec
 from sagaz_operator.domain import definitions, inputs, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Definition, Json, SagaUid
 from sagaz_operator.errors import DefinitionError
-from sagaz_operator.services.executor import Clock, Controls, Executor, FencedError, Stopped
+from sagaz_operator.services.executor import (
+    Clock,
+    Controls,
+    Executor,
+    FencedError,
+    Stopped,
+    wait_stopped,
+)
 from sagaz_operator.services.reporting import Reporter
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
@@ -107,7 +112,7 @@ async def run(
             logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
             acquired = False
         if not acquired:
-            await _pause(stopped, LOCK_RETRY_SECONDS)
+            await wait_stopped(stopped, LOCK_RETRY_SECONDS)
             continue
         metrics.sagas_active.inc()
         try:
@@ -117,7 +122,7 @@ async def run(
             continue
         except DatabaseUnavailableError as error:
             logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
-            await _pause(stopped, LOCK_RETRY_SECONDS)
+            await wait_stopped(stopped, LOCK_RETRY_SECONDS)
             continue
         finally:
             metrics.sagas_active.dec()
@@ -125,11 +130,6 @@ async def run(
         if final.finished_at is not None:  # no longer active while it waits out its TTL
             await _expire(runtime, body=body, finished_at=final.finished_at, stopped=stopped)
         return
-
-
-async def _pause(stopped: Stopped, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.ensure_future(stopped.wait()), timeout=seconds)
 
 
 async def _expire(
@@ -140,14 +140,10 @@ async def _expire(
     if ttl is None:
         return
     remaining = (finished_at + timedelta(seconds=int(ttl)) - runtime.clock()).total_seconds()
-    if remaining > 0:
-        await _pause(stopped, remaining)
-        if stopped.is_set():
-            return  # the operator stops, or the saga is already being deleted
+    if remaining > 0 and await wait_stopped(stopped, remaining):
+        return  # the operator stops, or the saga is already being deleted
     meta = body["metadata"]
-    await runtime.kube.delete(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/sagas/{meta['name']}"
-    )
+    await runtime.kube.delete(resource_path(API_VERSION, "sagas", meta["namespace"], meta["name"]))
     logger.info(
         "saga %s/%s deleted: ttlSecondsAfterFinished passed", meta["namespace"], meta["name"]
     )
@@ -196,7 +192,6 @@ async def _run_fenced(
                 uid=uid,
                 name=meta["name"],
                 namespace=meta["namespace"],
-                definition_name=record.definition_name,
                 input=record.input,
             ),
             current=current,
@@ -242,7 +237,7 @@ async def _resolve(
         assert spec.definition_ref is not None  # the model guarantees exactly one
         name = spec.definition_ref.name
         found = await runtime.kube.get(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/sagadefinitions/{name}"
+            resource_path(API_VERSION, "sagadefinitions", meta["namespace"], name)
         )
         if found is None:
             message = f"SagaDefinition '{name}' not found in namespace {meta['namespace']}"

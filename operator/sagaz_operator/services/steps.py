@@ -24,7 +24,6 @@ class SagaContext:
     uid: str
     name: str
     namespace: str
-    definition_name: str
     input: Json
 
     def attempt(self, *, step: StepName, purpose: Purpose, number: int) -> Attempt:
