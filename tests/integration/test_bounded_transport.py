@@ -15,8 +15,12 @@ from sagaz_operator.adapters.bounded import BoundedTransport
 
 
 def bounded_client(places: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=bounded(places))
+
+
+def bounded(places: int) -> BoundedTransport:
     limits = httpx.Limits(max_connections=places, max_keepalive_connections=places)
-    return httpx.AsyncClient(transport=BoundedTransport(limits=limits, verify=False))
+    return BoundedTransport(limits=limits, verify=False)
 
 
 @pytest.fixture
@@ -71,16 +75,20 @@ async def test_a_request_cancelled_while_waiting_for_a_place_takes_none(
     server: ParticipantServer,
 ) -> None:
     gate = server.on("/slow", Stall())
-    async with bounded_client(1) as client, asyncio.timeout(10):
+    transport = bounded(1)
+    async with httpx.AsyncClient(transport=transport) as client, asyncio.timeout(10):
         first = asyncio.create_task(client.get(server.url("/slow")))
         await server.wait_for_requests("/slow", 1)
-        queued = asyncio.create_task(client.get(server.url("/slow")))
-        await asyncio.sleep(0)  # let it start waiting for the place
+        request = httpx.Request("GET", server.url("/slow"))
+        queued = asyncio.create_task(transport.handle_async_request(request))
+        await asyncio.sleep(0)  # the task runs until it waits: nothing is awaited before that
+        assert transport.waiting == 1
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
             await queued
         gate.release()
         assert (await first).status_code == 200
 
+        assert transport.waiting == 0
         assert (await client.get(server.url("/slow"))).status_code == 200
     assert len(server.requests("/slow")) == 2  # the cancelled one never went out

@@ -26,9 +26,19 @@ class BoundedTransport(httpx.AsyncBaseTransport):
             raise ValueError("a bounded transport needs limits.max_connections")
         self._inner = httpx.AsyncHTTPTransport(limits=limits, verify=verify)
         self._places = asyncio.Semaphore(limits.max_connections)
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a place right now."""
+        return self._waiting
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self._places.acquire()
+        self._waiting += 1
+        try:
+            await self._places.acquire()
+        finally:
+            self._waiting -= 1
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException:

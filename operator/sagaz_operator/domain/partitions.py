@@ -45,8 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 
-from sagaz_operator.domain import backoff
-from sagaz_operator.domain.model import Backoff, Json
+from sagaz_operator.domain.model import Json
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -159,11 +158,6 @@ class Verdict(Enum):
 def failure_verdict(*, attempts: int, max_attempts: int) -> Verdict:
     """What becomes of a row that failed once more, having failed ``attempts`` times before."""
     return Verdict.DEAD if attempts + 1 >= max_attempts else Verdict.RETRY
-
-
-def retry_delay_seconds(policy: Backoff, *, attempt: int, jitter: float) -> float:
-    """How long an aggregate waits after its row's failed attempt number ``attempt``."""
-    return backoff.delay_seconds(policy, attempt=attempt, jitter=jitter)
 
 
 class Outcome(Enum):

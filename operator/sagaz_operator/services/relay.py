@@ -32,7 +32,7 @@ from sagaz_operator import metrics
 from sagaz_operator.adapters import kafka, status_server
 from sagaz_operator.adapters.postgres import outbox
 from sagaz_operator.adapters.postgres.errors import DatabaseError
-from sagaz_operator.domain import partitions
+from sagaz_operator.domain import backoff, partitions
 from sagaz_operator.domain.model import Backoff
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services.relay_config import RelaySettings
@@ -211,7 +211,7 @@ class Relay:
         self._failed.inc(len(settlement.retry) + len(settlement.dead))
         self._dead.inc(len(settlement.dead))
         for failure in settlement.retry:
-            delay = partitions.retry_delay_seconds(
+            delay = backoff.delay_seconds(
                 self._retry, attempt=failure.attempt, jitter=self._rng.random()
             )
             self._blocked[failure.aggregate_id] = finished + delay
@@ -275,9 +275,7 @@ class Relay:
 
     def _outage(self, what: str, error: Exception) -> float:
         self._troubles += 1
-        delay = partitions.retry_delay_seconds(
-            _OUTAGE, attempt=self._troubles, jitter=self._rng.random()
-        )
+        delay = backoff.delay_seconds(_OUTAGE, attempt=self._troubles, jitter=self._rng.random())
         logger.warning("%s is unavailable (%s); trying again in %.1fs", what, error, delay)
         return delay
 
