@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import time
@@ -233,8 +234,33 @@ async def own_kafka(tmp_path: Path) -> AsyncIterator[Path]:
         await kafka_sh("stop", state=state)
 
 
+@asynccontextmanager
+async def logged(text: str, *, times: int) -> AsyncIterator[asyncio.Event]:
+    """An event set once the relay (running in this loop) has logged ``text`` ``times`` times."""
+    seen = asyncio.Event()
+
+    class Counter(logging.Handler):
+        count = 0
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if text in record.getMessage():
+                self.count += 1
+                if self.count >= times:
+                    seen.set()
+
+    counter = Counter()
+    logger = logging.getLogger("sagaz_operator.services.relay")
+    logger.addHandler(counter)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(counter)
+
+
 async def test_kafka_outage_pauses_and_resumes_without_marking_unacknowledged_rows(
-    db: asyncpg.Connection, settings: RelaySettings, own_kafka: Path
+    db: asyncpg.Connection,
+    settings: RelaySettings,
+    own_kafka: Path,
 ) -> None:
     bootstrap = await kafka_sh("bootstrap", state=own_kafka)
     settings = replace(settings, bootstrap_servers=bootstrap)
@@ -245,7 +271,8 @@ async def test_kafka_outage_pauses_and_resumes_without_marking_unacknowledged_ro
         await wait_for_status(db, settings.table, "published", len(before), within=60)
         await kafka_sh("stop", state=own_kafka)
         await insert(db, settings.table, during)
-        await asyncio.sleep(8)  # several publish timeouts and backoffs
+        async with asyncio.timeout(60), logged("Kafka is unavailable", times=3) as outages:
+            await outages.wait()  # the worker reports each failed try: three of them
         assert await statuses(db, settings.table) == {"published": 500, "pending": 1000}
         assert not relay.healthy
 
