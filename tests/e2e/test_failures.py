@@ -49,6 +49,13 @@ async def run(sagas: Sagas, name: str, spec: dict[str, Any], **saga: Any) -> dic
     return await sagas.wait(name)
 
 
+def stall_at_b(server: ParticipantServer) -> None:
+    """a and c answer, b never does; every compensation succeeds."""
+    for path in ("/a", "/c", "/a/undo", "/b/undo", "/c/undo"):
+        server.on(path, Respond())
+    server.on("/b", Stall())
+
+
 def phases(saga: dict[str, Any]) -> dict[str, str]:
     return {s["name"]: s["phase"] for s in saga["status"]["steps"]}
 
@@ -159,11 +166,7 @@ class TestTimeouts:
     async def test_saga_deadline_compensates(
         self, sagas: Sagas, participants: ParticipantServer
     ) -> None:
-        participants.on("/a", Respond())
-        participants.on("/b", Stall())
-        participants.on("/c", Respond())
-        for path in ("/a/undo", "/b/undo", "/c/undo"):
-            participants.on(path, Respond())
+        stall_at_b(participants)
         spec = chain(participants, timeoutSeconds=2)
         spec["defaults"]["timeoutSeconds"] = 30
 
@@ -221,7 +224,7 @@ class TestUserLevers:
         await sagas.start("paused", {"definition": chain(participants), "suspend": False})
         await participants.wait_for_requests("/a", 1)
 
-        await sagas.patch("paused", {"suspend": True})
+        await sagas.patch_object("sagas", "paused", {"suspend": True})
         await sagas.wait("paused", ("Suspended",))
         assert isinstance(gate, Stall)
         gate.release()
@@ -234,22 +237,18 @@ class TestUserLevers:
         assert participants.requests("/b") == []  # a finished, but nothing new started
         assert saga["status"]["phase"] == "Suspended"
 
-        await sagas.patch("paused", {"suspend": False})
+        await sagas.patch_object("sagas", "paused", {"suspend": False})
         saga = await sagas.wait("paused")
         assert saga["status"]["phase"] == "Succeeded"
 
     async def test_abort_compensates_what_ran(
         self, sagas: Sagas, participants: ParticipantServer
     ) -> None:
-        participants.on("/a", Respond())
-        participants.on("/b", Stall())
-        participants.on("/c", Respond())
-        for path in ("/a/undo", "/b/undo", "/c/undo"):
-            participants.on(path, Respond())
+        stall_at_b(participants)
         await sagas.start("aborted", {"definition": chain(participants)})
         await participants.wait_for_requests("/b", 1)
 
-        await sagas.patch("aborted", {"abort": True})
+        await sagas.patch_object("sagas", "aborted", {"abort": True})
         saga = await sagas.wait("aborted")
 
         assert saga["status"]["phase"] == "Compensated"

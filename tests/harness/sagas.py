@@ -37,17 +37,6 @@ class Sagas:
         )
         return result
 
-    async def patch(self, name: str, spec: dict[str, Any]) -> None:
-        await asyncio.to_thread(
-            self._custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            "sagas",
-            name,
-            {"spec": spec},
-        )
-
     async def replace_definition(self, name: str, spec: dict[str, Any]) -> None:
         current = await self.get(name, plural="sagadefinitions")
         current["spec"] = spec
