@@ -95,8 +95,8 @@ class MemoryJournal:
 
 
 class PostgresJournal:
-    def __init__(self, journal: Journal, record: SagaRecord) -> None:
-        self._journal, self._record, self._version = journal, record, 0
+    def __init__(self, journal: Journal, record: SagaRecord, version: int) -> None:
+        self._journal, self._record, self._version = journal, record, version
 
     async def append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None:
         self._version = await self._journal.append(
@@ -117,6 +117,7 @@ async def run_all(
     async def one(index: int) -> None:
         uid = str(uuid.uuid4())
         observer = Timings(uid=uid)
+        first = ev.SagaStarted(at=now())  # journaled with the record, as the saga service does
         if journal is None:
             port: MemoryJournal | PostgresJournal = MemoryJournal()
         else:
@@ -129,11 +130,11 @@ async def run_all(
                 definition=spec,
                 input={},
             )
-            await journal.create(record)
-            port = PostgresJournal(journal, record)
+            await journal.start(record, first=first, phase="Running", finished=False)
+            port = PostgresJournal(journal, record, version=1)
         executor = Executor(
             saga=SagaContext(uid=uid, name=f"bench-{index}", namespace="bench", input={}),
-            current=state.initial(uid=SagaUid(uid), definition=definition),
+            current=state.evolve(state.initial(uid=SagaUid(uid), definition=definition), first),
             journal=port,
             runner=runner,
             observer=observer,

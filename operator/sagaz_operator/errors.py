@@ -4,9 +4,13 @@
     ├── ConfigError                 the operator's own settings are unusable; it refuses to start
     ├── DefinitionError             a SagaDefinition (or inline definition) is invalid
     ├── TemplateError               a ``${...}`` reference cannot be resolved
-    └── ParticipantError            a step's participant call did not succeed
-        ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
-        └── PermanentParticipantError     other 4xx, redirects, invalid responses, refused targets
+    ├── ParticipantError            a step's participant call did not succeed
+    │   ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
+    │   └── PermanentParticipantError     other 4xx, redirects, invalid responses, refused targets
+    └── StoreError                  the saga store (the journal) did not take a read or a write
+        ├── StoreUnavailableError         it cannot be reached now; the caller waits and retries
+        ├── StoreConflictError            another writer moved the saga's journal on first
+        └── UnstorableError               it refuses a value (a NUL, a lone surrogate...)
 
 Domain and adapter code raise these. The executor turns a ``ParticipantError`` into the
 attempt's outcome (retried or not by the step's own policy), so Kopf never sees one; a
@@ -15,6 +19,11 @@ attempt's outcome (retried or not by the step's own policy), so Kopf never sees 
 A ``ParticipantError`` also says whether the call may have taken effect anyway
 (``outcome_unknown``: the request was sent but no answer came back, e.g. a read timeout). Such a
 step is compensated like a succeeded one if the saga rolls back (DESIGN.md section 3).
+
+The ``StoreError`` classes are the errors of the services' ``SagaStore`` port: the PostgreSQL
+adapter translates its driver's errors into them, so no service knows the driver. An
+``UnstorableError`` should never be seen: ``domain.storable`` finds such values first; if one
+slips through, the saga reports ``InternalError`` instead of retrying the same write for ever.
 """
 
 from __future__ import annotations
@@ -61,3 +70,21 @@ class RetryableParticipantError(ParticipantError):
 
 class PermanentParticipantError(ParticipantError):
     """A failure that will not go away by repeating the call."""
+
+
+class StoreError(SagazError):
+    """The saga store did not take a read or a write."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached right now; try again later."""
+
+    retryable = True
+
+
+class StoreConflictError(StoreError):
+    """Someone else appended to this saga's journal: this writer's view is stale."""
+
+
+class UnstorableError(StoreError):
+    """The store refuses a value in the statement (the same write would fail again)."""

@@ -10,6 +10,10 @@ Nothing is acted on before it is journaled ("write-ahead dispatch"), so after a 
 journal says exactly which attempts were in flight; ``run`` starts them again first, with
 the same idempotency key (it does not depend on the attempt number).
 
+What the participants answer is made storable before it is journaled (``domain.storable``):
+an error message is cleaned and cut, an output the journal cannot hold fails the step (it
+took effect, so it is compensated), a huge one is replaced by a marker.
+
 When the database is away, the executor keeps its place: it retries the same append with
 backoff (in-flight calls go on; their outcomes wait) and reports ``DatabaseAvailable=False``.
 If its fence is gone (the advisory lock was lost, or another writer appended first), it
@@ -26,12 +30,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
-from sagaz_operator.adapters.postgres.journal import JournalConflictError
-from sagaz_operator.domain import engine, state
+from sagaz_operator.domain import engine, state, storable
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Purpose, StepName
-from sagaz_operator.errors import ParticipantError, RetryableParticipantError, TemplateError
+from sagaz_operator.errors import (
+    ParticipantError,
+    RetryableParticipantError,
+    StoreConflictError,
+    StoreUnavailableError,
+    TemplateError,
+)
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
 logger = logging.getLogger(__name__)
@@ -169,9 +177,9 @@ class Executor:
                 if not await self._fence.ensure():
                     raise FencedError(f"saga {self._saga.uid}: another operator holds its lock")
                 await self._journal.append(events, after=after)
-            except JournalConflictError as error:
+            except StoreConflictError as error:
                 raise FencedError(str(error)) from error
-            except DatabaseUnavailableError as error:
+            except StoreUnavailableError as error:
                 self._observer.database(available=False, message=f"database unavailable: {error}")
                 delay = DATABASE_BACKOFF[min(failures, len(DATABASE_BACKOFF) - 1)]
                 failures += 1
@@ -276,7 +284,10 @@ class Executor:
             unexpected = RetryableParticipantError(f"internal error: {type(error).__name__}")
             return _failure(name, purpose, attempt, self._clock(), unexpected)
         if purpose == "action":
-            return ev.StepSucceeded(at=self._clock(), step=name, attempt=attempt, output=output)
+            # An answer the journal cannot hold is a failed step that took effect, not a crash.
+            return storable.step_outcome(
+                at=self._clock(), step=name, attempt=attempt, output=output
+            )
         return ev.CompensationSucceeded(at=self._clock(), step=name, attempt=attempt)
 
     async def _wait(self, wake_at: datetime | None, stopped: Stopped) -> None:
@@ -307,12 +318,13 @@ def _failure(
 ) -> ev.Event:
     retryable = isinstance(error, ParticipantError) and error.retryable
     retry_after = error.retry_after_seconds if isinstance(error, ParticipantError) else None
+    message = storable.text(str(error))  # a participant's words, made storable and bounded
     if purpose == "compensation":
         return ev.CompensationFailed(
             at=at,
             step=name,
             attempt=attempt,
-            error=str(error),
+            error=message,
             retryable=retryable,
             retry_after_seconds=retry_after,
         )
@@ -320,7 +332,7 @@ def _failure(
         at=at,
         step=name,
         attempt=attempt,
-        error=str(error),
+        error=message,
         retryable=retryable,
         outcome_unknown=isinstance(error, ParticipantError) and error.outcome_unknown,
         retry_after_seconds=retry_after,

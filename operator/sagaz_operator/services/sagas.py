@@ -3,9 +3,16 @@
 A saga's first run resolves its definition (inline, or the referenced SagaDefinition),
 checks it and the input, and records the snapshot in PostgreSQL; every later run — after an
 operator restart, or on another replica — rebuilds the state from the journal and goes on.
-A saga that cannot run (missing or invalid definition, bad input) is journaled as rejected
-and ends ``Failed`` with the reason: it does not wait for the definition to appear, so a
-mistyped name fails fast instead of hanging; fix it and create the Saga again.
+A saga that cannot run (missing or invalid definition, bad input, input the journal cannot
+store) is journaled as rejected and ends ``Failed`` with the reason: it does not wait for the
+definition to appear, so a mistyped name fails fast instead of hanging; fix it and create the
+Saga again. This service only gathers; ``domain.verdict`` decides, and the record is journaled
+together with the verdict (``SagaStarted`` or ``SagaRejected``) in one transaction.
+
+An unexpected error for one saga (a bug, a value the journal refuses) does not escape to
+Kopf, which would restart the daemon every 60 s without a word on the object: the saga shows
+``Healthy=False`` (reason ``InternalError``) and a warning Event, and is tried again with
+backoff, while every other saga goes on.
 """
 
 from __future__ import annotations
@@ -16,19 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import pydantic
-
 from sagaz_operator import metrics
-from sagaz_operator.adapters.kube import Kube, ObjectRef, resource_path
-from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
-from sagaz_operator.adapters.postgres.journal import Journal, SagaRecord
-from sagaz_operator.adapters.postgres.locks import SagaLocks
+from sagaz_operator.adapters.kube import Kube, KubeError, ObjectRef, resource_path
 from sagaz_operator.api.definition import API_VERSION
-from sagaz_operator.api.saga import SagaSpec
-from sagaz_operator.domain import definitions, inputs, state
+from sagaz_operator.domain import conditions, state, storable, verdict
 from sagaz_operator.domain import events as ev
-from sagaz_operator.domain.model import Definition, Json, SagaUid
-from sagaz_operator.errors import DefinitionError
+from sagaz_operator.domain.model import SagaUid
+from sagaz_operator.domain.record import SagaRecord
+from sagaz_operator.errors import StoreConflictError, StoreUnavailableError
 from sagaz_operator.services.executor import (
     Clock,
     Controls,
@@ -37,6 +39,7 @@ from sagaz_operator.services.executor import (
     Stopped,
     wait_stopped,
 )
+from sagaz_operator.services.ports import Locks, SagaStore
 from sagaz_operator.services.reporting import Reporter
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
@@ -45,8 +48,8 @@ logger = logging.getLogger(__name__)
 #: How often a saga fenced by another operator process is tried again.
 LOCK_RETRY_SECONDS = 5.0
 
-#: Stands in for the definition of a saga rejected before one could be resolved.
-_NOTHING = Definition(steps=())
+#: Waits before trying a saga again after an unexpected error, in seconds (then the last).
+CRASH_BACKOFF = (1.0, 5.0, 15.0, 60.0, 300.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,17 +57,18 @@ class SagaRuntime:
     """The shared adapters every saga's executor uses."""
 
     kube: Kube
-    journal: Journal
-    locks: SagaLocks
+    journal: SagaStore
+    locks: Locks
     runner: StepRunner
     clock: Clock
     status_interval: float = 1.0
+    crash_backoff: Sequence[float] = CRASH_BACKOFF
 
 
 class _BoundJournal:
     """The executor's journal port: one saga's record and version over the shared journal."""
 
-    def __init__(self, journal: Journal, record: SagaRecord, version: int) -> None:
+    def __init__(self, journal: SagaStore, record: SagaRecord, version: int) -> None:
         self._journal, self._record, self.version = journal, record, version
 
     async def append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None:
@@ -80,7 +84,7 @@ class _BoundJournal:
 class _Fence:
     """The executor's fence: this process holds the saga's advisory lock."""
 
-    def __init__(self, locks: SagaLocks, uid: str) -> None:
+    def __init__(self, locks: Locks, uid: str) -> None:
         self._locks, self._uid = locks, uid
 
     async def ensure(self) -> bool:
@@ -105,10 +109,11 @@ async def run(
     """
     meta = body["metadata"]
     uid = str(meta["uid"])
+    crashes = 0
     while not stopped.is_set():
         try:
             acquired = await runtime.locks.try_acquire(uid)
-        except DatabaseUnavailableError as error:
+        except StoreUnavailableError as error:
             logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
             acquired = False
         if not acquired:
@@ -120,16 +125,67 @@ async def run(
         except FencedError as error:
             logger.warning("saga %s: lost its fence (%s); starting over", meta["name"], error)
             continue
-        except DatabaseUnavailableError as error:
+        except StoreUnavailableError as error:
             logger.warning("saga %s: database unavailable (%s); waiting", meta["name"], error)
             await wait_stopped(stopped, LOCK_RETRY_SECONDS)
+            continue
+        except Exception as error:  # one saga's bug must not crash-loop its daemon in silence
+            delay = runtime.crash_backoff[min(crashes, len(runtime.crash_backoff) - 1)]
+            crashes += 1
+            logger.exception("saga %s: internal error; trying again in %gs", meta["name"], delay)
+            await _report_health(runtime, body, error=error, retry_in=delay)
+            await wait_stopped(stopped, delay)
             continue
         finally:
             metrics.sagas_active.dec()
             await runtime.locks.release(uid)
+        if crashes:
+            await _report_health(runtime, body, error=None, retry_in=0)
         if final.finished_at is not None:  # no longer active while it waits out its TTL
             await _expire(runtime, body=body, finished_at=final.finished_at, stopped=stopped)
         return
+
+
+async def _report_health(
+    runtime: SagaRuntime, body: Mapping[str, Any], *, error: Exception | None, retry_in: float
+) -> None:
+    """Show on the saga that it hit an unexpected error (``Healthy=False``), or is past it."""
+    meta = body["metadata"]
+    ref = _ref(body)
+    if error is None:
+        reason, message = "Recovered", "running again after an internal error"
+    else:
+        detail = storable.text(f"{type(error).__name__}: {error}", limit=512)
+        reason, message = "InternalError", f"{detail}; trying again in {retry_in:g}s"
+    status = {
+        "conditions": conditions.upsert(
+            (body.get("status") or {}).get("conditions") or [],
+            type="Healthy",
+            status=error is None,
+            reason=reason,
+            message=message,
+            generation=int(meta.get("generation", 1)),
+            now=runtime.clock(),
+        )
+    }
+    try:
+        await runtime.kube.patch_status(ref, status)
+        await runtime.kube.post_event(
+            ref, reason=reason, message=message, warning=error is not None
+        )
+    except KubeError as failure:  # the log has it; the next try reports again
+        logger.warning("saga %s: health not reported: %s", meta["name"], failure)
+
+
+def _ref(body: Mapping[str, Any]) -> ObjectRef:
+    meta = body["metadata"]
+    return ObjectRef(
+        kind="Saga",
+        plural="sagas",
+        namespace=meta["namespace"],
+        name=meta["name"],
+        uid=str(meta["uid"]),
+    )
 
 
 async def _expire(
@@ -156,35 +212,50 @@ async def _run_fenced(
     meta = body["metadata"]
     uid = str(meta["uid"])
     stored = await runtime.journal.load(uid)
+    first: ev.SagaStarted | ev.SagaRejected | None = None
     if stored is None:
-        record, definition, rejection = await _resolve(runtime, body)
-        await runtime.journal.create(record)
+        judged = verdict.decide(body, referenced=await _gather(runtime, body))
         journal_entries: list[ev.Event] = []
+        first = judged.first_event(runtime.clock())
+    elif not stored.journal:
+        # Journaled by an operator that wrote the record before (and apart from) its verdict.
+        judged = verdict.rederive(stored.record)
+        journal_entries = []
+        first = judged.first_event(runtime.clock())
     else:
-        record, journal_entries, rejection = stored.record, stored.journal, None
-        definition = _snapshot(record)
+        judged = verdict.rederive(stored.record)
+        journal_entries = stored.journal
+    record = judged.record
     current = state.replay(
-        state.initial(uid=SagaUid(uid), definition=definition or _NOTHING), journal_entries
+        state.initial(uid=SagaUid(uid), definition=judged.definition), journal_entries
     )
-    ref = ObjectRef(
-        kind="Saga", plural="sagas", namespace=meta["namespace"], name=meta["name"], uid=uid
-    )
+    journal = _BoundJournal(runtime.journal, record, version=len(journal_entries))
+    if first is not None:
+        after = state.evolve(current, first)
+        if stored is None:
+            try:
+                await runtime.journal.start(
+                    record, first=first, phase=after.phase.value, finished=after.finished
+                )
+            except StoreConflictError as error:  # recorded meanwhile: start over from it
+                raise FencedError(str(error)) from error
+            journal.version = 1
+        else:
+            await journal.append([first], after=after)
     reporter = Reporter(
         kube=runtime.kube,
-        ref=ref,
+        ref=_ref(body),
         definition_name=record.definition_name,
         definition_generation=record.definition_generation,
         generation=lambda: int(body["metadata"].get("generation", 1)),
         clock=runtime.clock,
         interval=runtime.status_interval,
     )
-    journal = _BoundJournal(runtime.journal, record, version=len(journal_entries))
     try:
-        if rejection is not None:
-            rejected = ev.SagaRejected(at=runtime.clock(), message=rejection)
-            await journal.append([rejected], after=state.evolve(current, rejected))
-            current = state.evolve(current, rejected)
-            reporter.observe(rejected, current)
+        if first is not None:
+            current = state.evolve(current, first)
+            reporter.observe(first, current)
+        if current.finished:
             reporter.publish(current)
             return current
         executor = Executor(
@@ -207,60 +278,18 @@ async def _run_fenced(
         await reporter.close()
 
 
-async def _resolve(
-    runtime: SagaRuntime, body: Mapping[str, Any]
-) -> tuple[SagaRecord, Definition | None, str | None]:
-    """The record to journal, the definition to run, or why the saga cannot run."""
-    meta = body["metadata"]
-    raw_spec = body.get("spec") or {}
-    saga_input: Json = raw_spec.get("input") or {}
-
-    def record(name: str, generation: int, spec: dict[str, Json]) -> SagaRecord:
-        return SagaRecord(
-            uid=str(meta["uid"]),
-            namespace=meta["namespace"],
-            name=meta["name"],
-            definition_name=name,
-            definition_generation=generation,
-            definition=spec,
-            input=saga_input,
-        )
-
-    try:
-        spec = SagaSpec.model_validate(raw_spec)
-    except pydantic.ValidationError as error:
-        return record("", 0, {}), None, definitions.describe(error, path="spec")
-    if spec.definition is not None:
-        source = spec.definition.model_dump(mode="json", by_alias=True, exclude_none=True)
-        name, generation, where = "", int(meta.get("generation", 1)), "spec.definition"
-    else:
-        assert spec.definition_ref is not None  # the model guarantees exactly one
-        name = spec.definition_ref.name
-        found = await runtime.kube.get(
-            resource_path(API_VERSION, "sagadefinitions", meta["namespace"], name)
-        )
-        if found is None:
-            message = f"SagaDefinition '{name}' not found in namespace {meta['namespace']}"
-            return record(name, 0, {}), None, message
-        source = found.get("spec") or {}
-        generation, where = int(found["metadata"].get("generation", 1)), "spec"
-    try:
-        parsed = definitions.parse(source, path=where)
-        definition = definitions.build(parsed)
-    except DefinitionError as error:
-        label = f"SagaDefinition '{name}'" if name else "the inline definition"
-        return record(name, generation, source), None, f"{label} is invalid: {error}"
-    problems = inputs.problems(parsed.input_schema, saga_input)
-    if problems:
-        return record(name, generation, source), definition, "invalid input: " + "; ".join(problems)
-    return record(name, generation, source), definition, None
-
-
-def _snapshot(record: SagaRecord) -> Definition | None:
-    """The definition the saga started with; None if it was rejected for an invalid one."""
-    if not record.definition:
+async def _gather(runtime: SagaRuntime, body: Mapping[str, Any]) -> verdict.Referenced | None:
+    """The SagaDefinition the saga references, as the API has it now (None: it names none)."""
+    name = verdict.referenced_name(body)
+    if name is None:
         return None
-    try:
-        return definitions.load(record.definition)
-    except DefinitionError:
-        return None
+    found = await runtime.kube.get(
+        resource_path(API_VERSION, "sagadefinitions", body["metadata"]["namespace"], name)
+    )
+    if found is None:
+        return verdict.Referenced(name=name, spec=None)
+    return verdict.Referenced(
+        name=name,
+        spec=found.get("spec") or {},
+        generation=int(found["metadata"].get("generation", 1)),
+    )

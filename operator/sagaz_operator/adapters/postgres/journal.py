@@ -1,8 +1,10 @@
 """The saga journal: one row per event, appended with its outbox event in one transaction.
 
-``append`` writes the events at sequence numbers ``version+1...``; the primary key
-``(saga_uid, seq)`` makes a second writer holding a stale version fail instead of forking the
-history (the advisory lock in ``locks`` normally keeps it from trying at all).
+``start`` writes the saga's record together with its first event (the start verdict), so no
+reader ever finds a record without a verdict. ``append`` writes the events at sequence
+numbers ``version+1...``; the primary key ``(saga_uid, seq)`` makes a second writer holding a
+stale version fail instead of forking the history (the advisory lock in ``locks`` normally
+keeps it from trying at all).
 """
 
 from __future__ import annotations
@@ -11,26 +13,34 @@ import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError, unavailable
+from sagaz_operator.adapters.postgres.errors import (
+    DatabaseUnavailableError,
+    unavailable,
+    unstorable,
+)
 from sagaz_operator.domain import codec
 from sagaz_operator.domain import events as ev
-from sagaz_operator.domain.model import Json
+from sagaz_operator.domain.record import SagaRecord, Stored
+from sagaz_operator.errors import StoreConflictError, UnstorableError
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class JournalConflictError(Exception):
+__all__ = ["Journal", "JournalConflictError", "SagaRecord", "Stored"]
+
+
+class JournalConflictError(StoreConflictError):
     """Someone else appended to this saga's journal: this writer's view is stale."""
 
 
 def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Raise ``DatabaseUnavailableError`` for transient connection problems."""
+    """Translate the driver's errors into the store port's (``sagaz_operator.errors``)."""
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -38,27 +48,12 @@ def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             return await method(*args, **kwargs)
         except unavailable() as error:
             raise DatabaseUnavailableError(f"{type(error).__name__}: {error}") from error
+        except unstorable() as error:
+            # The statement, not the database, is at fault: retrying it would fail for ever.
+            message = str(error).splitlines()[0][:300]
+            raise UnstorableError(f"{type(error).__name__}: {message}") from error
 
     return wrapper
-
-
-@dataclass(frozen=True, kw_only=True)
-class SagaRecord:
-    """What is fixed when a saga starts: who it is and the definition it runs."""
-
-    uid: str
-    namespace: str
-    name: str
-    definition_name: str
-    definition_generation: int
-    definition: dict[str, Json]  # the SagaDefinition spec, as the API had it
-    input: Json
-
-
-@dataclass(frozen=True, kw_only=True)
-class Stored:
-    record: SagaRecord
-    journal: list[ev.Event]
 
 
 class Journal:
@@ -96,21 +91,31 @@ class Journal:
         )
 
     @_guarded
-    async def create(self, record: SagaRecord) -> None:
-        """Record the saga and its definition snapshot; a second call changes nothing."""
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                """INSERT INTO sagaz_sagas (uid, namespace, name, definition_name,
-                       definition_generation, definition, input, phase)
-                   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, 'Pending')
-                   ON CONFLICT (uid) DO NOTHING""",
-                uuid.UUID(record.uid),
-                record.namespace,
-                record.name,
-                record.definition_name,
-                record.definition_generation,
-                json.dumps(record.definition),
-                json.dumps(record.input),
+    async def start(
+        self, record: SagaRecord, *, first: ev.Event, phase: str, finished: bool
+    ) -> None:
+        """Record the saga, its definition snapshot and its first event, in one transaction.
+
+        Raises ``JournalConflictError`` if the saga was recorded already.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                await conn.execute(
+                    """INSERT INTO sagaz_sagas (uid, namespace, name, definition_name,
+                           definition_generation, definition, input, phase)
+                       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, 'Pending')""",
+                    uuid.UUID(record.uid),
+                    record.namespace,
+                    record.name,
+                    record.definition_name,
+                    record.definition_generation,
+                    json.dumps(record.definition),
+                    json.dumps(record.input),
+                )
+            except asyncpg.UniqueViolationError as error:
+                raise JournalConflictError(f"saga {record.uid} was recorded already") from error
+            await self._append(
+                conn, record, version=0, events=[first], phase=phase, finished=finished
             )
 
     @_guarded
@@ -124,6 +129,21 @@ class Journal:
         finished: bool,
     ) -> int:
         """Append ``events`` after ``version`` with one outbox row each; returns the new version."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._append(
+                conn, record, version=version, events=events, phase=phase, finished=finished
+            )
+
+    @staticmethod
+    async def _append(
+        conn: PoolConnectionProxy[asyncpg.Record],
+        record: SagaRecord,
+        *,
+        version: int,
+        events: Sequence[ev.Event],
+        phase: str,
+        finished: bool,
+    ) -> int:
         saga_uid = uuid.UUID(record.uid)
         journal_rows = []
         outbox_rows = []
@@ -131,32 +151,31 @@ class Journal:
             body = codec.encode(event)
             journal_rows.append((saga_uid, version + offset, body["type"], json.dumps(body)))
             outbox_rows.append(_outbox_row(record, event, seq=version + offset))
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                await conn.executemany(
-                    """INSERT INTO sagaz_journal (saga_uid, seq, event_type, event)
-                       VALUES ($1, $2, $3, $4::jsonb)""",
-                    journal_rows,
-                )
-            except asyncpg.UniqueViolationError as error:
-                raise JournalConflictError(
-                    f"saga {record.uid}: journal moved past {version}"
-                ) from error
+        try:
             await conn.executemany(
-                """INSERT INTO sagaz_outbox (id, aggregate_type, aggregate_id, event_type,
-                       payload, headers)
-                   VALUES ($1, 'Saga', $2, $3, $4::jsonb, $5::jsonb)""",
-                outbox_rows,
+                """INSERT INTO sagaz_journal (saga_uid, seq, event_type, event)
+                   VALUES ($1, $2, $3, $4::jsonb)""",
+                journal_rows,
             )
-            await conn.execute(
-                """UPDATE sagaz_sagas SET version = $2, phase = $3, updated_at = now(),
-                       finished_at = CASE WHEN $4 THEN now() ELSE finished_at END
-                   WHERE uid = $1""",
-                saga_uid,
-                version + len(events),
-                phase,
-                finished,
-            )
+        except asyncpg.UniqueViolationError as error:
+            raise JournalConflictError(
+                f"saga {record.uid}: journal moved past {version}"
+            ) from error
+        await conn.executemany(
+            """INSERT INTO sagaz_outbox (id, aggregate_type, aggregate_id, event_type,
+                   payload, headers)
+               VALUES ($1, 'Saga', $2, $3, $4::jsonb, $5::jsonb)""",
+            outbox_rows,
+        )
+        await conn.execute(
+            """UPDATE sagaz_sagas SET version = $2, phase = $3, updated_at = now(),
+                   finished_at = CASE WHEN $4 THEN now() ELSE finished_at END
+               WHERE uid = $1""",
+            saga_uid,
+            version + len(events),
+            phase,
+            finished,
+        )
         return version + len(events)
 
 
