@@ -424,6 +424,12 @@ def _output(response: httpx.Response, body: bytes, attempt: _Attempt) -> Json:
         return None
     try:
         output: Json = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:  # nested past the parser's stack: the answer came, it cannot be kept
+        raise PermanentParticipantError(
+            f"{attempt.target} answered {response.status_code} with JSON nested too deeply to "
+            "parse; the output cannot be kept",
+            outcome_unknown=True,
+        ) from None
     except ValueError:  # also UnicodeDecodeError
         logger.warning(
             "%s answered %d with a body that is not JSON (Content-Type %s); the output is null",

@@ -2,7 +2,8 @@
 
 PostgreSQL holds the whole journal; the status shows what ``kubectl get/describe`` users need
 and stays far below etcd's object size limit whatever a participant returns: long messages
-are cut, and an output larger than ``MAX_OUTPUT_BYTES`` is left out (``outputTruncated``).
+are cut, and an output larger than ``MAX_OUTPUT_BYTES`` is left out (``outputTruncated``);
+so is one the journal itself only kept as a truncation marker (``storable.truncated``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from datetime import datetime
 
 from sagaz_operator.api.saga import StepPhase
+from sagaz_operator.domain import storable
 from sagaz_operator.domain.model import Json
 from sagaz_operator.domain.state import SagaState, StepState
 
@@ -54,7 +56,9 @@ def _step(name: str, step: StepState) -> dict[str, Json]:
         "output": None,
         "outputTruncated": False,
     }
-    if step.output is not None:
+    if storable.is_marker(step.output):
+        body["output"], body["outputTruncated"] = step.output, True
+    elif step.output is not None:
         if len(json.dumps(step.output, separators=(",", ":"))) <= MAX_OUTPUT_BYTES:
             body["output"] = step.output
         else:

@@ -67,6 +67,11 @@ def truncated(value: Json) -> Json:
     return value
 
 
+def is_marker(value: object) -> bool:
+    """Whether ``value`` is the marker ``truncated`` put in place of an output."""
+    return isinstance(value, dict) and value.get("truncated") is True and "bytes" in value
+
+
 def step_outcome(*, at: datetime, step: StepName, attempt: int, output: Json) -> ev.Event:
     """The event for an action a participant answered with 2xx and ``output``.
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sagaz_operator.adapters.kube import Kube, ObjectRef
-from sagaz_operator.domain import conditions, definitions
+from sagaz_operator.domain import conditions, definitions, storable
 from sagaz_operator.errors import DefinitionError
 from sagaz_operator.services.executor import Clock
 
@@ -19,13 +19,17 @@ from sagaz_operator.services.executor import Clock
 async def check(kube: Kube, body: Mapping[str, Any], *, clock: Clock) -> None:
     """Validate the SagaDefinition in ``body`` and write its status (an Event when invalid)."""
     meta = body["metadata"]
+    spec = body.get("spec") or {}
     try:
-        definition = definitions.load(body.get("spec") or {})
+        unstorable = storable.problem(spec, path="spec")
+        if unstorable is not None:  # no saga could journal it: say so now, not at each start
+            raise DefinitionError(f"cannot be stored: {unstorable}")
+        definition = definitions.load(spec)
         ready, reason, message = True, "Valid", f"{len(definition.steps)} steps"
         steps = len(definition.steps)
     except DefinitionError as error:
-        ready, reason, message = False, "Invalid", str(error)
-        steps = len((body.get("spec") or {}).get("steps") or [])
+        ready, reason, message = False, "Invalid", storable.text(str(error), limit=1024)
+        steps = len(spec.get("steps") or [])
     generation = int(meta.get("generation", 1))
     status = {
         "observedGeneration": generation,
