@@ -42,7 +42,7 @@ from sagaz_operator.api.definition import GROUP, VERSION
 
 pytestmark = pytest.mark.cluster
 
-EXAMPLES = int(os.environ.get("SAGAZ_FUZZ_EXAMPLES", "24"))
+EXAMPLES = int(os.environ.get("SAGAZ_FUZZ_EXAMPLES", "60"))
 RANDOM = bool(os.environ.get("SAGAZ_FUZZ_RANDOM"))
 
 #: Targets the egress guard must refuse; nothing listens there, and nothing may try.
