@@ -29,7 +29,7 @@ from sagaz_operator.api.definition import API_VERSION
 from sagaz_operator.domain import conditions, state, storable, verdict
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import SagaUid
-from sagaz_operator.domain.record import SagaRecord
+from sagaz_operator.domain.record import SagaRecord, Stored
 from sagaz_operator.errors import StoreConflictError, StoreUnavailableError
 from sagaz_operator.services.executor import (
     Clock,
@@ -69,11 +69,11 @@ class _BoundJournal:
     """The executor's journal port: one saga's record and version over the shared journal."""
 
     def __init__(self, journal: SagaStore, record: SagaRecord, version: int) -> None:
-        self._journal, self._record, self.version = journal, record, version
+        self._journal, self.record, self.version = journal, record, version
 
     async def append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None:
         self.version = await self._journal.append(
-            self._record,
+            self.record,
             version=self.version,
             events=events,
             phase=after.phase.value,
@@ -120,6 +120,7 @@ async def run(
             await wait_stopped(stopped, LOCK_RETRY_SECONDS)
             continue
         metrics.sagas_active.inc()
+        crash: Exception | None = None
         try:
             final = await _run_fenced(runtime, body=body, controls=controls, stopped=stopped)
         except FencedError as error:
@@ -130,15 +131,22 @@ async def run(
             await wait_stopped(stopped, LOCK_RETRY_SECONDS)
             continue
         except Exception as error:  # one saga's bug must not crash-loop its daemon in silence
-            delay = runtime.crash_backoff[min(crashes, len(runtime.crash_backoff) - 1)]
-            crashes += 1
-            logger.exception("saga %s: internal error; trying again in %gs", meta["name"], delay)
-            await _report_health(runtime, body, error=error, retry_in=delay)
-            await wait_stopped(stopped, delay)
-            continue
+            crash = error
         finally:
             metrics.sagas_active.dec()
             await runtime.locks.release(uid)
+        if crash is not None:  # reported, then tried again later, without holding the lock
+            delay = runtime.crash_backoff[min(crashes, len(runtime.crash_backoff) - 1)]
+            crashes += 1
+            logger.error(
+                "saga %s: internal error; trying again in %gs",
+                meta["name"],
+                delay,
+                exc_info=crash,
+            )
+            await _report_health(runtime, body, error=crash, retry_in=delay)
+            await wait_stopped(stopped, delay)
+            continue
         if crashes:
             await _report_health(runtime, body, error=None, retry_in=0)
         if final.finished_at is not None:  # no longer active while it waits out its TTL
@@ -212,36 +220,24 @@ async def _run_fenced(
     meta = body["metadata"]
     uid = str(meta["uid"])
     stored = await runtime.journal.load(uid)
-    first: ev.SagaStarted | ev.SagaRejected | None = None
-    if stored is None:
-        judged = verdict.decide(body, referenced=await _gather(runtime, body))
-        journal_entries: list[ev.Event] = []
-        first = judged.first_event(runtime.clock())
-    elif not stored.journal:
-        # Journaled by an operator that wrote the record before (and apart from) its verdict.
-        judged = verdict.rederive(stored.record)
-        journal_entries = []
-        first = judged.first_event(runtime.clock())
-    else:
-        judged = verdict.rederive(stored.record)
-        journal_entries = stored.journal
+    judged, first = await _judge(runtime, body, stored)
     record = judged.record
+    journal_entries = stored.journal if stored is not None else []
     current = state.replay(
         state.initial(uid=SagaUid(uid), definition=judged.definition), journal_entries
     )
     journal = _BoundJournal(runtime.journal, record, version=len(journal_entries))
     if first is not None:
-        after = state.evolve(current, first)
-        if stored is None:
-            try:
-                await runtime.journal.start(
-                    record, first=first, phase=after.phase.value, finished=after.finished
-                )
-            except StoreConflictError as error:  # recorded meanwhile: start over from it
-                raise FencedError(str(error)) from error
-            journal.version = 1
-        else:
-            await journal.append([first], after=after)
+        try:
+            await _journal_verdict(
+                runtime,
+                journal,
+                first,
+                after=state.evolve(current, first),
+                recorded=stored is not None,
+            )
+        except StoreConflictError as error:  # another writer was first: start over from it
+            raise FencedError(str(error)) from error
     reporter = Reporter(
         kube=runtime.kube,
         ref=_ref(body),
@@ -276,6 +272,38 @@ async def _run_fenced(
         return await executor.run(stopped)
     finally:
         await reporter.close()
+
+
+async def _judge(
+    runtime: SagaRuntime, body: Mapping[str, Any], stored: Stored | None
+) -> tuple[verdict.Verdict, ev.SagaStarted | ev.SagaRejected | None]:
+    """The saga's verdict, and its first event if that is still to be journaled."""
+    if stored is None:
+        judged = verdict.decide(body, referenced=await _gather(runtime, body))
+        return judged, judged.first_event(runtime.clock())
+    judged = verdict.rederive(stored.record)
+    if not stored.journal:
+        # Journaled by an operator that wrote the record before (and apart from) its verdict.
+        return judged, judged.first_event(runtime.clock())
+    return judged, None
+
+
+async def _journal_verdict(
+    runtime: SagaRuntime,
+    journal: _BoundJournal,
+    first: ev.Event,
+    *,
+    after: state.SagaState,
+    recorded: bool,
+) -> None:
+    """Journal the first event: with the record, in one transaction, unless that exists."""
+    if recorded:
+        await journal.append([first], after=after)
+        return
+    await runtime.journal.start(
+        journal.record, first=first, phase=after.phase.value, finished=after.finished
+    )
+    journal.version = 1
 
 
 async def _gather(runtime: SagaRuntime, body: Mapping[str, Any]) -> verdict.Referenced | None:
