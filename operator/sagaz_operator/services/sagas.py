@@ -38,6 +38,7 @@ from sagaz_operator.services.executor import (
     wait_stopped,
 )
 from sagaz_operator.services.reporting import Reporter
+from sagaz_operator.services.statuses import StatusOutbox
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class SagaRuntime:
     runner: StepRunner
     clock: Clock
     status_interval: float = 1.0
+    outbox: StatusOutbox  # finished sagas' last status and Event, retried past this run
 
 
 class _BoundJournal:
@@ -171,6 +173,7 @@ async def _run_fenced(
     )
     reporter = Reporter(
         kube=runtime.kube,
+        outbox=runtime.outbox,
         ref=ref,
         definition_name=record.definition_name,
         definition_generation=record.definition_generation,
