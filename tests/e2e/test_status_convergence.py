@@ -125,6 +125,7 @@ async def test_a_frozen_api_server_loses_no_status_and_no_terminal_event(
     finished_while_frozen = [
         name for name in names if frozen_from <= (journal[name][1] or 0) <= frozen_until
     ]
+    print(f"{len(finished_while_frozen)} of {len(names)} sagas finished while frozen")
     assert len(finished_while_frozen) >= len(names) // 2, finished_while_frozen
     assert "not written" in operator.log.read_text()  # the writes did fail meanwhile
 
@@ -149,6 +150,7 @@ async def test_a_restarted_api_server_loses_no_status_and_no_terminal_event(
     finished_while_down = [
         name for name in names if down_from <= (journal[name][1] or 0) <= back_at
     ]
+    print(f"{len(finished_while_down)} of {len(names)} sagas finished while it restarted")
     assert finished_while_down, "no saga finished while the API server was down"
     assert "not written" in operator.log.read_text()
 
