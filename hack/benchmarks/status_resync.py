@@ -33,12 +33,12 @@ from sagaz_operator.adapters.postgres.phases import JournalPhases  # noqa: E402
 from sagaz_operator.api.definition import API_VERSION  # noqa: E402
 from sagaz_operator.domain import definitions, projection, state  # noqa: E402
 from sagaz_operator.domain import events as ev  # noqa: E402
-from sagaz_operator.domain.model import SagaUid, StepName  # noqa: E402
+from sagaz_operator.domain.model import Json, SagaUid, StepName  # noqa: E402
 from sagaz_operator.services.resync import SAGAS, Resync  # noqa: E402
 from sagaz_operator.services.statuses import StatusOutbox  # noqa: E402
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-SPEC = {
+SPEC: dict[str, Json] = {
     "steps": [
         {"name": name, "action": {"http": {"url": f"http://shop.example/{name}"}}}
         for name in ("reserve", "charge", "ship")
