@@ -8,6 +8,11 @@
 #   hack/cluster.sh down    stop what `up` started, by pid; keeps the data for a fast restart
 #   hack/cluster.sh reset   down, then forget all data and certificates
 #   hack/cluster.sh status  exit 0 when the API server answers
+#   hack/cluster.sh restart-apiserver [--expire-watches]
+#                           stop the API server (TERM, by pid) and start it again, as an upgrade
+#                           or a crash would; the rest of the cluster keeps running. With
+#                           --expire-watches, etcd is compacted meanwhile, so every watch resumed
+#                           from before the restart is answered 410 Gone (too old)
 source "$(dirname "$0")/lib.sh"
 source "$REPO_ROOT/hack/certs.sh"
 
@@ -108,6 +113,24 @@ up() {
   log "cluster ready at $server in $((SECONDS - started))s (KUBECONFIG=$KUBECONFIG_ADMIN)"
 }
 
+# One write outside the API's keys, then a compaction up to it through etcd's HTTP gateway:
+# every resource version from before is gone, whether a watch is served by the API server's
+# cache (rebuilt at the new revision) or by etcd itself.
+expire_watches() {
+  local url="http://$SAGAZ_HOST:$ETCD_PORT/v3" revision
+  revision=$(curl -fsS -X POST "$url/kv/put" -d "{\"key\":\"$(printf sagaz-expire | base64)\",\"value\":\"MQ==\"}" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["header"]["revision"])')
+  curl -fsS -X POST "$url/kv/compaction" -d "{\"revision\":\"$revision\",\"physical\":true}" >/dev/null
+  log "etcd compacted at revision $revision"
+}
+
+restart_apiserver() {
+  load_ports
+  stop_daemon kube-apiserver
+  if [[ ${1:-} == --expire-watches ]]; then expire_watches; fi
+  start_apiserver
+}
+
 down() {
   for name in "${COMPONENTS[@]}"; do stop_daemon "$name"; done
 }
@@ -117,5 +140,6 @@ case ${1:-} in
   down) down ;;
   reset) down; rm -rf "$SAGAZ_STATE/etcd" "$PKI" "$PORTS" "$SAGAZ_STATE"/*.kubeconfig ;;
   status) load_ports; api_ready ;;
-  *) die "usage: $0 up|down|reset|status" ;;
+  restart-apiserver) restart_apiserver "${2:-}" ;;
+  *) die "usage: $0 up|down|reset|status|restart-apiserver" ;;
 esac

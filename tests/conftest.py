@@ -9,6 +9,8 @@ from kubernetes.client import ApiClient
 
 from harness import kube, stack
 
+pytest_plugins = ["harness.isolated"]
+
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[stack.Cluster]:

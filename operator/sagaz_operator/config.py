@@ -6,6 +6,8 @@
     SAGAZ_ALLOW_LINK_LOCAL        "true" to allow 169.254.0.0/16 (cloud metadata!) targets
     SAGAZ_METRICS_ADDRESS         host:port for /metrics, e.g. 0.0.0.0:8080 (unset: off)
     SAGAZ_STATUS_INTERVAL         seconds between coalesced status writes per saga (default 1)
+    SAGAZ_RESYNC_INTERVAL         seconds between checks that every saga's status phase matches
+                                  its journal, repairing those that do not (default 60)
     SAGAZ_JOB_STEPS               "disabled" refuses every Job step (default: enabled)
     SAGAZ_JOB_ALLOWED_IMAGES      image globs Job steps may use (comma-separated; unset: any)
     SAGAZ_JOB_ALLOWED_SERVICE_ACCOUNTS  service accounts Job pods may run as (unset: any)
@@ -35,6 +37,7 @@ class Settings:
     egress: egress.EgressPolicy
     metrics_address: tuple[str, int] | None = None
     status_interval: float = 1.0
+    resync_interval: float = 60.0
     worker_image: str = DEFAULT_WORKER_IMAGE
     job_policy: jobs.JobPolicy = field(default_factory=jobs.JobPolicy)
 
@@ -54,7 +57,12 @@ class Settings:
                 allow_link_local=env.get("SAGAZ_ALLOW_LINK_LOCAL", "").lower() == "true",
             ),
             metrics_address=environment.address(env, "SAGAZ_METRICS_ADDRESS", ""),
-            status_interval=_positive(environment.seconds(env, "SAGAZ_STATUS_INTERVAL", 1.0)),
+            status_interval=_positive(
+                "SAGAZ_STATUS_INTERVAL", environment.seconds(env, "SAGAZ_STATUS_INTERVAL", 1.0)
+            ),
+            resync_interval=_positive(
+                "SAGAZ_RESYNC_INTERVAL", environment.seconds(env, "SAGAZ_RESYNC_INTERVAL", 60.0)
+            ),
             worker_image=env.get("SAGAZ_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE,
             job_policy=_job_policy(env),
         )
@@ -72,7 +80,7 @@ def _job_policy(env: Mapping[str, str]) -> jobs.JobPolicy:
     )
 
 
-def _positive(interval: float) -> float:
+def _positive(name: str, interval: float) -> float:
     if not interval > 0:
-        raise ConfigError(f"SAGAZ_STATUS_INTERVAL must be more than 0 seconds, not {interval}")
+        raise ConfigError(f"{name} must be more than 0 seconds, not {interval}")
     return interval

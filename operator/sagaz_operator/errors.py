@@ -4,6 +4,8 @@
     ├── ConfigError                 the operator's own settings are unusable; it refuses to start
     ├── DefinitionError             a SagaDefinition (or inline definition) is invalid
     ├── TemplateError               a ``${...}`` reference cannot be resolved
+    ├── KubeError                   a Kubernetes API call failed (``adapters.kube``: ApiError,
+    │                               ApiUnreachableError); ``retryable`` says if repeating helps
     ├── ParticipantError            a step's participant call did not succeed
     │   ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
     │   └── PermanentParticipantError     other 4xx, redirects, invalid responses, refused targets

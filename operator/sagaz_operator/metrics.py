@@ -31,6 +31,22 @@ journal_events = Counter(
     "sagaz_journal_events_total", "Events appended to the saga journal.", ["type"]
 )
 
+# Status convergence (services/statuses.py, services/resync.py).
+status_write_retries = Counter(
+    "sagaz_status_write_retries_total",
+    "Failed tries to write a finished saga's status or terminal Event, to be repeated.",
+)
+status_outbox_pending = Gauge(
+    "sagaz_status_outbox_pending", "Finished sagas whose status or Event is still to be written."
+)
+status_outbox_dropped = Counter(
+    "sagaz_status_outbox_dropped_total",
+    "Pending status writes dropped because the status outbox was full (the resync repairs them).",
+)
+status_repairs = Counter(
+    "sagaz_status_repairs_total", "Saga statuses the resync rewrote because they disagreed."
+)
+
 # The outbox relay (sagaz-outbox-worker). ``outboxworker`` is the OutboxWorker's name: one per
 # worker process. Table-wide gauges (pending, oldest, dead) are the same in every replica of a
 # worker: aggregate them with max(), not sum(). Counters count this replica's own work.

@@ -122,8 +122,15 @@ class Kube:
     async def delete(self, path: str, *, propagation: str = "Background") -> None:
         self.objects.pop(path, None)
 
-    async def patch_status(self, ref: object, status: dict[str, Any]) -> None:
+    async def patch_status(
+        self, ref: object, status: dict[str, Any], *, resource_version: str | None = None
+    ) -> None:
         self.statuses.append(json.loads(json.dumps(status)))
+
+    async def create_event(
+        self, ref: object, *, name: str, reason: str, message: str, warning: bool = False
+    ) -> None:
+        self.events.append((reason, message, warning))
 
     async def post_event(self, ref: object, *, reason: str, message: str, warning: bool) -> None:
         self.events.append((reason, message, warning))

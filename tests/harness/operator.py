@@ -26,12 +26,14 @@ class OperatorProcess:
         namespaces: list[str],
         log: Path,
         env: dict[str, str] | None = None,
+        arguments: list[str] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.database_url = database_url
         self.namespaces = namespaces
         self.log = log
         self.env = env or {}
+        self.arguments = arguments or []  # more command-line flags, e.g. --verbose
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.metrics_port = 0
@@ -47,6 +49,7 @@ class OperatorProcess:
         ]
         for namespace in self.namespaces:
             command += ["--namespace", namespace]
+        command += self.arguments
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),

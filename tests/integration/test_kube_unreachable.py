@@ -15,6 +15,7 @@ from sagaz_operator.adapters.kube import ApiUnreachableError, Kube, ObjectRef
 from sagaz_operator.domain import definitions, state
 from sagaz_operator.domain.model import SagaUid
 from sagaz_operator.services.reporting import Reporter
+from sagaz_operator.services.statuses import StatusOutbox
 
 UID = str(uuid.uuid4())
 REF = ObjectRef(kind="Saga", plural="sagas", namespace="shop", name="order-1", uid=UID)
@@ -50,6 +51,7 @@ async def test_the_status_writer_survives_and_still_closes(
     )
     reporter = Reporter(
         kube=kube,
+        outbox=StatusOutbox(kube=kube),
         ref=REF,
         definition_name="inline",
         definition_generation=1,

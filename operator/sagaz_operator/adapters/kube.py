@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from kubernetes import config as k8s_config
 
 from sagaz_operator.adapters.bounded import BoundedTransport
 from sagaz_operator.api.definition import GROUP, VERSION
-from sagaz_operator.errors import ConfigError
+from sagaz_operator.errors import ConfigError, SagazError
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,16 @@ def resource_path(api_version: str, plural: str, namespace: str, name: str) -> s
     return f"{prefix}/namespaces/{namespace}/{plural}/{quote(name)}"
 
 
-class KubeError(Exception):
-    """A Kubernetes API call did not do what was asked."""
+#: Answers worth repeating the same request for: the server was busy or briefly unwell.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: A Table row per object: the printer columns and the object's metadata only.
+TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
+
+
+class KubeError(SagazError):
+    """A Kubernetes API call did not do what was asked; ``retryable`` says whether the same
+    request may still succeed later (services decide on that alone, not on these types)."""
 
 
 class ApiError(KubeError):
@@ -63,10 +71,13 @@ class ApiError(KubeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Kubernetes API answered {status}: {message}")
         self.status = status
+        self.retryable = status in RETRYABLE_STATUSES
 
 
 class ApiUnreachableError(KubeError):
     """No answer: the connection failed or timed out (the request may have been applied)."""
+
+    retryable = True
 
 
 class _Auth(httpx.Auth):
@@ -146,22 +157,72 @@ class Kube:
         )
         return _json(response)
 
-    async def patch_status(self, ref: ObjectRef, status: Mapping[str, Any]) -> None:
-        """Merge-patch ``.status``; a vanished object is not an error (it was deleted)."""
+    async def patch_status(
+        self, ref: ObjectRef, status: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> None:
+        """Merge-patch ``.status``; a vanished object is not an error (it was deleted).
+
+        With ``resource_version`` the patch applies only to that version of the object (the
+        API server answers 409 if it changed since), so a repair never overwrites a newer write.
+        """
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         response = await self._send(
             "PATCH",
             f"{ref.path}/status",
-            json={"status": status},
+            json=body,
             headers={"Content-Type": "application/merge-patch+json"},
         )
         if response.status_code != 404:
             _json(response)
 
+    async def list_table(self, path: str, *, page: int = 500) -> AsyncIterator[dict[str, Any]]:
+        """Every object under ``path`` as a Table row: ``{"cells": {column: value}, "object":
+        metadata}``, a page at a time. Rows carry the printer columns, not the whole object,
+        so listing thousands of objects costs kilobytes per hundred, not megabytes."""
+        token = ""
+        while True:
+            params = {"limit": str(page), **({"continue": token} if token else {})}
+            table = _json(await self._send("GET", path, params=params, headers={"Accept": TABLE}))
+            names = [column["name"] for column in table.get("columnDefinitions") or []]
+            for row in table.get("rows") or []:
+                cells = dict(zip(names, row["cells"], strict=False))
+                yield {"cells": cells, "object": row["object"]}
+            token = (table.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
+
+    async def create_event(
+        self, ref: ObjectRef, *, name: str, reason: str, message: str, warning: bool = False
+    ) -> None:
+        """Record an Event named ``name``, raising ``KubeError`` if it could not be.
+
+        The fixed name makes repeating it harmless: an Event that already exists (an earlier
+        try landed though its answer was lost) counts as recorded, so one fact is one Event.
+        """
+        body = self._event(ref, reason=reason, message=message, warning=warning)
+        body["metadata"] = {"name": name, "namespace": ref.namespace}
+        response = await self._send("POST", f"/api/v1/namespaces/{ref.namespace}/events", json=body)
+        if response.status_code != 409:
+            _json(response)
+
     async def post_event(
         self, ref: ObjectRef, *, reason: str, message: str, warning: bool = False
     ) -> None:
+        """Post an Event for people, best effort: a failure is logged, never raised."""
+        body = self._event(ref, reason=reason, message=message, warning=warning)
+        try:
+            await self.create(f"/api/v1/namespaces/{ref.namespace}/events", body)
+        except KubeError as error:  # an Event is never worth failing for
+            logger.warning(
+                "could not post event %s on %s/%s: %s", reason, ref.namespace, ref.name, error
+            )
+
+    @staticmethod
+    def _event(ref: ObjectRef, *, reason: str, message: str, warning: bool) -> dict[str, Any]:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
+        return {
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
             "involvedObject": {
                 "apiVersion": ref.api_version,
@@ -179,12 +240,6 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        try:
-            await self.create(f"/api/v1/namespaces/{ref.namespace}/events", body)
-        except KubeError as error:  # an Event is never worth failing for
-            logger.warning(
-                "could not post event %s on %s/%s: %s", reason, ref.namespace, ref.name, error
-            )
 
     async def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
         try:

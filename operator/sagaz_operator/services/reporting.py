@@ -2,8 +2,13 @@
 
 The status is a projection of the journal, so it may lag but never lead. It is coalesced:
 ``publish`` only records the latest state and a background task writes it at most once per
-``interval`` — a burst of transitions costs one PATCH, not one each — except the final
-state, which ``close`` writes at once.
+``interval`` — a burst of transitions costs one PATCH, not one each. A write that fails is
+tried again, backing off (``statuses.STATUS_BACKOFF``) while the API server is away.
+
+A finished saga's final status and its terminal Event are not written here: ``close`` hands
+them to the per-process status outbox (``services.statuses``), which retries them until they
+land, so the executor releases the saga's lock without waiting out an API-server outage.
+Other Events are for people and best effort: one that cannot be posted is logged and dropped.
 """
 
 from __future__ import annotations
@@ -11,18 +16,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from sagaz_operator import metrics
-from sagaz_operator.adapters.kube import Kube, KubeError, ObjectRef
-from sagaz_operator.domain import codec, conditions, projection, state
+from sagaz_operator.adapters.kube import ObjectRef
+from sagaz_operator.domain import backoff, codec, conditions, projection, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Json
+from sagaz_operator.errors import SagazError
 from sagaz_operator.services.executor import Clock
+from sagaz_operator.services.statuses import STATUS_BACKOFF, Notice, Sleep, StatusOutbox
 
 logger = logging.getLogger(__name__)
 
-#: Journal events worth a Kubernetes Event, and whether it is a warning.
+#: Journal events worth a best-effort Kubernetes Event, and whether it is a warning. The
+#: terminal ones (SagaFinished, SagaRejected) are ``terminal_notice``s, retried.
 _EVENTS: dict[type[ev.Event], bool] = {
     ev.SagaStarted: False,
     ev.StepSucceeded: False,
@@ -31,24 +41,62 @@ _EVENTS: dict[type[ev.Event], bool] = {
     ev.CompensationStarted: True,
     ev.CompensationSucceeded: False,
     ev.CompensationFailed: True,
-    ev.SagaRejected: True,
-    ev.SagaFinished: False,
 }
+
+
+#: How long ``close`` waits for best-effort Events still being posted: long enough for a
+#: healthy API server, short enough that an outage never holds the saga's lock for long.
+EVENTS_GRACE_SECONDS = 2.0
+
+#: Best-effort Events still in flight after their reporter closed.
+_STRAGGLERS: set[asyncio.Task[None]] = set()
+
+
+class ReportingPort(Protocol):
+    """The Kubernetes API as the reporter uses it; failures are ``SagazError``s that say
+    whether a retry may help, and ``post_event`` never raises."""
+
+    async def patch_status(
+        self, ref: ObjectRef, status: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> None: ...
+
+    async def post_event(
+        self, ref: ObjectRef, *, reason: str, message: str, warning: bool = False
+    ) -> None: ...
+
+
+def terminal_notice(event: ev.Event) -> Notice | None:
+    """The Event that says how a saga ended (``SagaSucceeded``, ``SagaRejected``...), if
+    ``event`` is the one that ended it."""
+    if isinstance(event, ev.SagaFinished):
+        warning = event.outcome is not ev.Outcome.SUCCEEDED
+    elif isinstance(event, ev.SagaRejected):
+        warning = True
+    else:
+        return None
+    return Notice(reason=codec.public_type(event), message=_describe(event), warning=warning)
 
 
 class Reporter:
     def __init__(
         self,
         *,
-        kube: Kube,
+        kube: ReportingPort,
+        outbox: StatusOutbox,
         ref: ObjectRef,
         definition_name: str,
         definition_generation: int,
         generation: Callable[[], int],
         clock: Clock,
         interval: float = 1.0,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._kube = kube
+        self._outbox = outbox
+        self._sleep = sleep
+        self._jitter = jitter
+        self._terminal: Notice | None = None
         self._ref = ref
         self._definition = (definition_name, definition_generation)
         self._generation = generation
@@ -67,10 +115,12 @@ class Reporter:
     def observe(self, event: ev.Event, current: state.SagaState) -> None:
         metrics.journal_events.labels(type(event).__name__).inc()
         _count(event, current)
+        terminal = terminal_notice(event)
+        if terminal is not None:  # retried with the final status, see close()
+            self._terminal = terminal
+            return
         warning = _EVENTS.get(type(event))
         if warning is not None:
-            if isinstance(event, ev.SagaFinished):
-                warning = event.outcome is not ev.Outcome.SUCCEEDED
             self._post(codec.public_type(event), _describe(event), warning=warning)
 
     def database(self, *, available: bool, message: str) -> None:
@@ -102,28 +152,44 @@ class Reporter:
             )
 
     async def close(self) -> None:
-        """Write the last state now and wait for pending Events."""
+        """Write the last state and give pending Events ``EVENTS_GRACE_SECONDS`` (they go on
+        after that, each bounded by the client's timeout). A finished saga's final status and
+        terminal Event go to the status outbox, which retries them after this returns."""
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        await self._write()
+        if self._latest is not None and self._latest.finished:
+            status = self._status()
+            self._outbox.submit(
+                self._ref, status=None if status == self._written else status, notice=self._terminal
+            )
+            self._terminal = None
+        else:
+            await self._write()
         if self._posts:
-            await asyncio.gather(*self._posts, return_exceptions=True)
+            await asyncio.wait(self._posts, timeout=EVENTS_GRACE_SECONDS)
+            _STRAGGLERS.update(self._posts)  # kept alive until done, past this reporter
 
     # -- status ------------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
+        failures = 0
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self._write()
-            await asyncio.sleep(self._interval)
+            if await self._write():
+                failures = 0
+                await self._sleep(self._interval)
+                continue
+            failures += 1
+            self._dirty.set()  # try again, even if nothing new is published meanwhile
+            delay = backoff.delay_seconds(STATUS_BACKOFF, attempt=failures, jitter=self._jitter())
+            await self._sleep(max(self._interval, delay))
 
-    async def _write(self) -> None:
-        if self._latest is None:
-            return
+    def _status(self) -> dict[str, Json]:
+        assert self._latest is not None
         name, generation = self._definition
         status = projection.status(
             self._latest,
@@ -134,14 +200,22 @@ class Reporter:
         status["observedGeneration"] = self._generation()
         if self._conditions:
             status["conditions"] = list(self._conditions)
+        return status
+
+    async def _write(self) -> bool:
+        """Write the latest status if it changed; False if it should be tried again."""
+        if self._latest is None:
+            return True
+        status = self._status()
         if status == self._written:
-            return
+            return True
         try:
             await self._kube.patch_status(self._ref, status)
-            self._written = status
-        except KubeError as error:  # the next publish or close tries again
+        except SagazError as error:
             logger.warning("saga %s: status not written: %s", self._ref.name, error)
-            self._dirty.set()
+            return not error.retryable  # a refused status is not repeated until the next change
+        self._written = status
+        return True
 
     # -- Events ------------------------------------------------------------------------------
 
@@ -151,6 +225,7 @@ class Reporter:
         )
         self._posts.add(task)
         task.add_done_callback(self._posts.discard)
+        task.add_done_callback(_STRAGGLERS.discard)
 
 
 def _describe(event: ev.Event) -> str:

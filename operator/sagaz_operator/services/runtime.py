@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -12,13 +14,19 @@ from sagaz_operator.adapters.postgres import migrations
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
+from sagaz_operator.adapters.postgres.phases import JournalPhases
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services.outboxworkers import WorkerRuntime
+from sagaz_operator.services.resync import Resync
 from sagaz_operator.services.sagas import SagaRuntime
+from sagaz_operator.services.statuses import StatusOutbox
 from sagaz_operator.services.steps import StepRunner
 
 logger = logging.getLogger(__name__)
+
+#: At shutdown, how long final statuses still pending get to reach the API server.
+OUTBOX_GRACE_SECONDS = 5.0
 
 
 def utc_now() -> datetime:
@@ -47,6 +55,9 @@ class Runtime:
         self.sagas: SagaRuntime | None = None
         self.workers: WorkerRuntime | None = None
         self.jobs: JobParticipants | None = None
+        self._outbox: StatusOutbox | None = None
+        self._phases: JournalPhases | None = None
+        self._resync: asyncio.Task[None] | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -56,6 +67,8 @@ class Runtime:
             logger.info("database migrated: %s", ", ".join(applied))
         self._locks = SagaLocks(url)
         self._kube = Kube.from_environment()
+        self._outbox = StatusOutbox(kube=self._kube)
+        self._phases = await JournalPhases.open(url)
         http = participants.HttpParticipants(
             client=self._http, egress=self.settings.egress, secrets=self._kube
         )
@@ -67,6 +80,17 @@ class Runtime:
             runner=StepRunner(http=http, jobs=self.jobs),
             clock=utc_now,
             status_interval=self.settings.status_interval,
+            outbox=self._outbox,
+        )
+        resync = Resync(
+            kube=self._kube,
+            phases=self._phases,
+            history=self._journal,
+            outbox=self._outbox,
+            clock=utc_now,
+        )
+        self._resync = asyncio.create_task(
+            resync.run_forever(interval=self.settings.resync_interval), name="status resync"
         )
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
@@ -74,6 +98,12 @@ class Runtime:
         return self.sagas
 
     async def close(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
+        if self._outbox is not None:
+            await self._outbox.close(grace=OUTBOX_GRACE_SECONDS)
         await self._http.aclose()
         if self._kube is not None:
             await self._kube.close()
@@ -81,3 +111,5 @@ class Runtime:
             await self._locks.close()
         if self._journal is not None:
             await self._journal.close()
+        if self._phases is not None:
+            await self._phases.close()

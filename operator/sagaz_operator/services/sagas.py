@@ -41,6 +41,7 @@ from sagaz_operator.services.executor import (
 )
 from sagaz_operator.services.ports import Locks, SagaStore
 from sagaz_operator.services.reporting import Reporter
+from sagaz_operator.services.statuses import StatusOutbox
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class SagaRuntime:
     locks: Locks
     runner: StepRunner
     clock: Clock
+    outbox: StatusOutbox  # finished sagas' last status and Event, retried past this run
     status_interval: float = 1.0
     crash_backoff: Sequence[float] = CRASH_BACKOFF
 
@@ -240,6 +242,7 @@ async def _run_fenced(
             raise FencedError(str(error)) from error
     reporter = Reporter(
         kube=runtime.kube,
+        outbox=runtime.outbox,
         ref=_ref(body),
         definition_name=record.definition_name,
         definition_generation=record.definition_generation,

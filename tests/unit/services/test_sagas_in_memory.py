@@ -20,6 +20,7 @@ from sagaz_operator.domain.record import SagaRecord
 from sagaz_operator.errors import StoreUnavailableError, UnstorableError
 from sagaz_operator.services import executor, sagas
 from sagaz_operator.services.executor import Controls
+from sagaz_operator.services.statuses import StatusOutbox
 
 UID = "6f1c1d2e-0000-4000-8000-000000000001"
 FAST = {"maxAttempts": 2, "backoff": {"initialSeconds": 0, "factor": 1, "maxSeconds": 0}}
@@ -44,12 +45,14 @@ class World:
         self.store = fakes.MemoryStore()
         self.kube = fakes.Kube()
         self.runner = fakes.Runner()
+        self.outbox = StatusOutbox(kube=self.kube)  # type: ignore[arg-type]
         self.runtime = sagas.SagaRuntime(
             kube=self.kube,  # type: ignore[arg-type]
             journal=self.store,
             locks=fakes.Locks(),
             runner=self.runner,  # type: ignore[arg-type]
             clock=fakes.Clock(),
+            outbox=self.outbox,
             status_interval=0.0,
             crash_backoff=(0.0,),
         )
@@ -72,6 +75,7 @@ class World:
             ),
             timeout=10,
         )
+        await self.outbox.close(grace=10)  # the final status and Event are written by now
 
     def types(self) -> list[str]:
         return [type(event).__name__ for event in self.store.events(UID)]

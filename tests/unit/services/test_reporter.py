@@ -1,0 +1,87 @@
+"""The reporter never waits out an API-server outage at the end of a saga, and its status
+writes back off while the API server is away."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from harness.fake_kube import FakeKube
+from sagaz_operator.adapters.kube import ObjectRef
+from sagaz_operator.domain import definitions, state
+from sagaz_operator.domain import events as ev
+from sagaz_operator.domain.model import SagaUid, StepName
+from sagaz_operator.services.reporting import Reporter
+from sagaz_operator.services.statuses import StatusOutbox, event_name
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+UID = str(uuid.uuid4())
+REF = ObjectRef(kind="Saga", plural="sagas", namespace="shop", name="order-1", uid=UID)
+DEFINITION = definitions.load({"steps": [{"name": "a", "action": {"http": {"url": "http://s/a"}}}]})
+JOURNAL: list[ev.Event] = [
+    ev.SagaStarted(at=T0),
+    ev.StepDispatched(at=T0, step=StepName("a"), attempt=1),
+    ev.StepSucceeded(at=T0 + timedelta(seconds=1), step=StepName("a"), attempt=1),
+    ev.SagaFinished(at=T0 + timedelta(seconds=1), outcome=ev.Outcome.SUCCEEDED, message="done"),
+]
+
+
+def reporter(kube: FakeKube, outbox: StatusOutbox, **options: object) -> Reporter:
+    return Reporter(
+        kube=kube,
+        outbox=outbox,
+        ref=REF,
+        definition_name="inline",
+        definition_generation=1,
+        generation=lambda: 1,
+        clock=lambda: T0 + timedelta(seconds=2),
+        interval=0.01,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def run_through(target: Reporter) -> state.SagaState:
+    current = state.initial(uid=SagaUid(UID), definition=DEFINITION)
+    for event in JOURNAL:
+        current = state.evolve(current, event)
+        target.observe(event, current)
+        target.publish(current)
+    return current
+
+
+async def test_a_finished_saga_closes_at_once_and_its_end_lands_when_the_api_is_back() -> None:
+    kube = FakeKube()
+    kube.down(frozen=True)  # a SIGSTOPped API server: calls hang
+    outbox = StatusOutbox(kube=kube)
+    target = reporter(kube, outbox)
+    run_through(target)
+
+    await asyncio.wait_for(target.close(), timeout=5)  # the executor may release its lock now
+    assert outbox.pending == 1
+    kube.restore()
+    await outbox.close(grace=5)
+
+    assert kube.statuses[UID]["phase"] == "Succeeded"
+    assert kube.events[event_name(REF, "SagaSucceeded")]["message"] == "done"
+
+
+async def test_status_writes_back_off_while_the_api_server_is_away() -> None:
+    kube = FakeKube()
+    kube.down()
+    delays: list[float] = []
+    current = state.initial(uid=SagaUid(UID), definition=DEFINITION)
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 4:
+            kube.restore()
+        await asyncio.sleep(0)
+
+    target = reporter(kube, StatusOutbox(kube=kube), sleep=sleep, jitter=lambda: 0.0)
+    target.publish(state.evolve(current, JOURNAL[0]))
+    await asyncio.wait_for(kube.written.wait(), timeout=5)
+    await target.close()
+
+    assert delays[:4] == [0.25, 0.5, 1.0, 2.0]  # STATUS_BACKOFF's halves: equal jitter at 0
+    assert kube.statuses[UID]["phase"] == "Running"
