@@ -4,6 +4,7 @@
     ├── ConfigError                 the operator's own settings are unusable; it refuses to start
     ├── DefinitionError             a SagaDefinition (or inline definition) is invalid
     ├── TemplateError               a ``${...}`` reference cannot be resolved
+    ├── SecretNotOptedInError       a Secret lacks the label that lets the operator use it
     └── ParticipantError            a step's participant call did not succeed
         ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
         └── PermanentParticipantError     other 4xx, redirects, invalid responses, refused targets
@@ -36,6 +37,13 @@ class DefinitionError(SagazError):
 
 class TemplateError(SagazError):
     """A template refers to a value that does not exist; the message names its path."""
+
+
+class SecretNotOptedInError(SagazError):
+    """A Secret exists but its owner did not label it for this use; the message says how.
+
+    Not retryable by itself: someone must add the label (a later attempt then succeeds).
+    """
 
 
 class ParticipantError(SagazError):
