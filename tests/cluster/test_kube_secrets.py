@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from kubernetes import client
+from kubernetes.config import kube_config
 
 from harness import kube, stack
 from sagaz_operator.adapters.kube import Kube
@@ -20,7 +21,8 @@ LABEL = "sagaz.io/participant-credentials"
 
 @pytest.fixture
 async def adapter(cluster: stack.Cluster, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Kube]:
-    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    # The official loader read $KUBECONFIG when it was imported; point it at the test cluster.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig))
     reader = Kube.from_environment()
     yield reader
     await reader.close()
