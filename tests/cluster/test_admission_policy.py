@@ -57,6 +57,7 @@ class Author:
         rbac.wait_allowed(
             self.api, verb="create", resource="sagas", group=GROUP, namespace=namespace
         )
+        chart.wait_enforced(self.api, namespace, enforced=True)
 
     def may(self, verb: str, resource: str, *, group: str = "", name: str = "") -> None:
         rule: dict[str, Any] = {"apiGroups": [group], "resources": [resource], "verbs": [verb]}

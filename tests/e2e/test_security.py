@@ -45,6 +45,7 @@ def author(
     rbac.grant(k8s, namespace=e2e_namespace, user=user, name="author", rules=[rbac.SAGAZ_AUTHOR])
     api = rbac.as_user(str(cluster.kubeconfig), user)
     rbac.wait_allowed(api, verb="create", resource="sagas", group=GROUP, namespace=e2e_namespace)
+    chart.wait_enforced(api, e2e_namespace, enforced=False)
     return Sagas(api, e2e_namespace)
 
 

@@ -8,16 +8,24 @@ existing cluster that ``make up`` never touched.
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any
 
 import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from harness import stack
+from sagaz_operator.api.definition import GROUP, VERSION
 
 CHART = stack.REPO_ROOT / "charts" / "sagaz-operator"
 K8S_VERSION = "v1.34.4"  # hack/versions.sh
 POLICY_TEMPLATE = "templates/admission-policy.yaml"
 POLICY = "sagaz-sagaz-operator-requester-rights"  # its name (and its binding's) as release "sagaz"
+PROBE_CALL = {
+    "url": "http://probe.invalid/",
+    "headersFrom": [{"name": "X", "secretKeyRef": {"name": "sagaz-policy-probe", "key": "k"}}],
+}
 
 
 def helm(cluster: stack.Cluster | None, *args: str) -> str:
@@ -66,3 +74,34 @@ def delete_admission_binding(cluster: stack.Cluster) -> None:
         "--ignore-not-found",
         "--wait",
     )
+
+
+def wait_enforced(author: client.ApiClient, namespace: str, *, enforced: bool) -> None:
+    """Return once the API server does (or no longer does) enforce the policy for ``author``.
+
+    The admission plugin learns of a new or deleted binding through an informer, a moment
+    after the API call; there is nothing to watch for that, so a server-side dry run of a Saga
+    naming a Secret the author may not read is repeated until its verdict is the expected one.
+    """
+    probe = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Saga",
+        "metadata": {"name": "policy-probe"},
+        "spec": {"definition": {"steps": [{"name": "a", "action": {"http": PROBE_CALL}}]}},
+    }
+    custom = client.CustomObjectsApi(author)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "sagas", probe, dry_run="All"
+            )
+            refused = False
+        except ApiException as error:
+            if POLICY not in (error.body or ""):
+                raise
+            refused = True
+        if refused is enforced:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the admission policy is still {'not ' if enforced else ''}enforced")
