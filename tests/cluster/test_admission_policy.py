@@ -251,3 +251,27 @@ def test_a_saga_of_a_checked_definition_and_metadata_edits_need_no_extra_rights(
             {"spec": {"steps": [{"name": "a", "action": http("other-token")}]}},
         )
     assert 'you may not get secret "other-token"' in json.loads(caught.value.body)["message"]
+
+
+def test_a_large_definition_is_checked_within_the_cost_budget(author: Author) -> None:
+    """100 steps, each action and compensation with 8 headers: 1,600 references to three
+    Secrets, 400 of them to the refused one. The CEL cost limits hold (the schema's maximum,
+    32 headers each, was checked by hand: see the README), and the message names three fields
+    and counts the rest."""
+    names = [f"token-{index % 3}" for index in range(8)]
+    steps = [
+        {"name": f"s{index}", "action": http(*names), "compensation": http(*names)}
+        for index in range(100)
+    ]
+    author.may("get", "secrets", name="token-0")
+    author.may("get", "secrets", name="token-1")
+
+    message = author.refused("SagaDefinition", "large", {"steps": steps})
+
+    assert message.endswith(
+        "spec.steps[0].action.http.headersFrom[2], spec.steps[0].action.http.headersFrom[5],"
+        " spec.steps[1].action.http.headersFrom[2] (and 397 more): you may not get secret"
+        f' "token-2" in namespace "{author.namespace}"'
+    ), message
+    author.may("get", "secrets", name="token-2")
+    author.create("SagaDefinition", "large", {"steps": steps})
