@@ -179,6 +179,19 @@ def test_a_job_step_running_as_a_service_account_needs_the_right_to_impersonate_
     author.create("Saga", "deploy-1", spec)
 
 
+def test_the_deprecated_service_account_field_is_checked_too(author: Author) -> None:
+    author.may("create", "jobs", group="batch")
+    ship = job()
+    ship["job"]["template"]["spec"]["serviceAccount"] = "deployer"
+
+    message = author.refused("SagaDefinition", "legacy", {"steps": [{"name": "a", "action": ship}]})
+
+    assert (
+        "spec.steps[0].action.job.template.spec.serviceAccount: you may not impersonate"
+        ' serviceaccount "deployer"'
+    ) in message
+
+
 def test_a_templated_service_account_is_refused(author: Author) -> None:
     author.may("create", "jobs", group="batch")
     author.may("impersonate", "serviceaccounts")
