@@ -7,9 +7,10 @@ The backlog shown in the status is read from the outbox table itself.
 
 The database Secret is mounted into the worker pods, whose image the OutboxWorker's author
 may choose, so a Secret is used only once its owner labelled it ``sagaz.io/outbox-database:
-"true"`` (the operator may read every Secret; the author may not). Until then no Deployment
-is created, and one that exists is deleted when its Secret loses the label; a Secret that is
-missing leaves an existing Deployment alone (its pods keep running) and creates none.
+"true"`` (the operator may read the namespace's Secrets; the author may not). Until then no
+Deployment is created, and one that exists is deleted when its Secret loses the label; a
+Secret that is missing leaves an existing Deployment alone (its pods keep running) and
+creates none.
 
 Reconciles of one OutboxWorker run one at a time: a reconcile started by the worker's own
 handler and one started by its Deployment becoming ready would otherwise race, and the slower
@@ -112,15 +113,15 @@ async def _reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
             key=secret.key,
             opt_in_label=OUTBOX_DATABASE_LABEL,
         )
-    except (LookupError, SecretNotOptedInError) as error:
-        if isinstance(error, SecretNotOptedInError):
-            await runtime.kube.delete(hpa_path)
-            await runtime.kube.delete(deployment_path)
-            status |= {"replicas": 0, "readyReplicas": 0}
-        reason = (
-            "SecretNotOptedIn" if isinstance(error, SecretNotOptedInError) else "SecretNotFound"
-        )
-        ready, message = False, f"spec.database.urlSecretRef: {error}; no worker is started"
+    except SecretNotOptedInError as error:
+        await runtime.kube.delete(hpa_path)
+        await runtime.kube.delete(deployment_path)
+        status |= {"replicas": 0, "readyReplicas": 0}
+        ready, reason = False, "SecretNotOptedIn"
+        message = f"spec.database.urlSecretRef: {error}; no worker is started"
+    except LookupError as error:
+        ready, reason = False, "SecretNotFound"
+        message = f"spec.database.urlSecretRef: {error}; no worker is started"
     else:
         applied = await runtime.kube.apply(deployment_path, deployment)
         if workers.autoscaled(spec):
