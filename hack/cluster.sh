@@ -3,6 +3,8 @@
 #   etcd -> kube-apiserver (RBAC, client certificates) -> kube-controller-manager,
 #   kube-scheduler -> kwok, which plays the kubelet for one fake node (hack/kwok/).
 # Deployments get Running pods and Jobs complete, so operators can be tested end to end.
+# The chart's admission policy (charts/sagaz-operator/templates/admission-policy.yaml) is
+# applied too, so sagas are checked against their authors' rights here as in a real install.
 #
 #   hack/cluster.sh up      start (or keep) the cluster; writes $SAGAZ_STATE/admin.kubeconfig
 #   hack/cluster.sh down    stop what `up` started, by pid; keeps the data for a fast restart
@@ -90,6 +92,14 @@ start_kwok() {
   wait_for "the kwok node to take pods" 90 node_schedulable
 }
 
+# The ValidatingAdmissionPolicy (+ binding) from the chart, rendered as release "sagaz" (the
+# objects a `helm install sagaz` would create); applying again is a no-op.
+apply_admission_policy() {
+  "$BIN/helm" template sagaz "$REPO_ROOT/charts/sagaz-operator" --kube-version "$K8S_VERSION" \
+    --show-only templates/admission-policy.yaml |
+    "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" apply --server-side -f - >/dev/null
+}
+
 # The node lifecycle controller lifts the not-ready taint once kwok reports the node Ready.
 node_schedulable() {
   local taints
@@ -101,7 +111,7 @@ node_schedulable() {
 up() {
   local started=$SECONDS
   command -v openssl >/dev/null || die "openssl is needed for the cluster certificates"
-  "$REPO_ROOT/hack/tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
+  "$REPO_ROOT/hack/tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm
   load_ports
   make_pki
   local server="https://$SAGAZ_HOST:$APISERVER_PORT"
@@ -110,6 +120,7 @@ up() {
   start_apiserver
   start_controllers
   start_kwok
+  apply_admission_policy
   log "cluster ready at $server in $((SECONDS - started))s (KUBECONFIG=$KUBECONFIG_ADMIN)"
 }
 

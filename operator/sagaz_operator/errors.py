@@ -6,6 +6,7 @@
     ├── TemplateError               a ``${...}`` reference cannot be resolved
     ├── KubeError                   a Kubernetes API call failed (``adapters.kube``: ApiError,
     │                               ApiUnreachableError); ``retryable`` says if repeating helps
+    ├── SecretNotOptedInError       a Secret lacks the label that lets the operator use it
     ├── ParticipantError            a step's participant call did not succeed
     │   ├── RetryableParticipantError     5xx, 408, 425, 429, timeouts, connection errors
     │   └── PermanentParticipantError     other 4xx, redirects, invalid responses, refused targets
@@ -47,6 +48,13 @@ class DefinitionError(SagazError):
 
 class TemplateError(SagazError):
     """A template refers to a value that does not exist; the message names its path."""
+
+
+class SecretNotOptedInError(SagazError):
+    """A Secret exists but its owner did not label it for this use; the message says how.
+
+    Not retryable by itself: someone must add the label (a later attempt then succeeds).
+    """
 
 
 class ParticipantError(SagazError):

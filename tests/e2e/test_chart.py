@@ -1,8 +1,9 @@
-"""The Helm chart: it lints, installs, and its RBAC is enough for the operator to work.
+"""The Helm chart: it lints, installs, and its RBAC is enough for the operator to work --
+cluster-wide, or confined to Roles in the namespaces of ``watchNamespaces``.
 
 The local cluster has no image registry and kwok does not run containers, so the chart's own
 operator pod cannot really run here. Instead the operator process runs with the chart's
-ServiceAccount token: every API call it makes is authorised by the chart's ClusterRole, so a
+ServiceAccount token: every API call it makes is authorised by the chart's RBAC alone, so a
 missing permission fails these tests.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +21,16 @@ import pytest
 import yaml
 from kubernetes import client
 
-from harness import kube, stack
+from harness import chart, kube, stack
 from harness.operator import OperatorProcess
 from harness.participants import ParticipantServer, Respond
 from harness.sagas import Sagas, kwok_job
 
 pytestmark = pytest.mark.cluster
 
-CHART = stack.REPO_ROOT / "charts" / "sagaz-operator"
-
-
-def helm(cluster: stack.Cluster, *args: str) -> str:
-    pinned = stack.STATE / "bin" / "helm"
-    command = [str(pinned) if pinned.exists() else "helm", "--kubeconfig", str(cluster.kubeconfig)]
-    return subprocess.run(
-        [*command, *args], check=True, capture_output=True, text=True, timeout=300
-    ).stdout
+CHART = chart.CHART
+helm = chart.helm
+WORKLOADS = {"secrets", "jobs", "pods", "deployments", "horizontalpodautoscalers"}
 
 
 def test_chart_lints_and_carries_the_generated_crds(cluster: stack.Cluster) -> None:
@@ -45,28 +41,75 @@ def test_chart_lints_and_carries_the_generated_crds(cluster: stack.Cluster) -> N
         assert copy.read_text() == generated.read_text(), f"{copy} drifted: run make crds"
 
 
+def test_rendered_rbac_is_confined_to_the_watched_namespaces() -> None:
+    def rules(documents: list[Any], kind: str) -> dict[str | None, set[str]]:
+        found: dict[str | None, set[str]] = {}
+        for doc in documents:
+            if doc["kind"] == kind:
+                resources = {r for rule in doc["rules"] for r in rule["resources"]}
+                found[doc["metadata"].get("namespace")] = resources
+        return found
+
+    scoped = chart.render("watchNamespaces={shop,billing}", show_only="templates/rbac.yaml")
+    (cluster_wide,) = rules(scoped, "ClusterRole").values()
+    assert not cluster_wide & WORKLOADS
+    assert rules(scoped, "Role") == {
+        "shop": WORKLOADS,
+        "billing": WORKLOADS,
+    }
+    bound = {d["metadata"]["namespace"] for d in scoped if d["kind"] == "RoleBinding"}
+    assert bound == {"shop", "billing"}
+
+    # Without a list of plain names there is no namespace to write a Role in.
+    for settings in ((), ("watchNamespaces={shop-*}",)):
+        documents = chart.render(*settings, show_only="templates/rbac.yaml")
+        (cluster_wide,) = rules(documents, "ClusterRole").values()
+        assert cluster_wide >= WORKLOADS
+        assert rules(documents, "Role") == {}
+
+
+def test_the_admission_policy_is_on_by_default_and_can_be_turned_off() -> None:
+    kinds = [doc["kind"] for doc in chart.render()]
+    assert "ValidatingAdmissionPolicy" in kinds
+    assert "ValidatingAdmissionPolicyBinding" in kinds
+    kinds = [doc["kind"] for doc in chart.render("admissionPolicy.enabled=false")]
+    assert "ValidatingAdmissionPolicy" not in kinds
+
+
+@contextmanager
+def installed(
+    cluster: stack.Cluster, namespace: str, postgres_url: str, *settings: str
+) -> Iterator[str]:
+    name = f"sagaz-{uuid.uuid4().hex[:6]}"
+    extra = [arg for setting in settings for arg in ("--set", setting)]
+    helm(
+        cluster,
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "postgresql.enabled=false",
+        "--set",
+        f"database.url={postgres_url}",
+        *extra,
+    )
+    try:
+        yield name
+    finally:
+        helm(cluster, "uninstall", name, "-n", namespace)
+
+
 @pytest.fixture
 def release(
     k8s: client.ApiClient, cluster: stack.Cluster, postgres_url: str
 ) -> Iterator[tuple[str, str]]:
-    with kube.namespace(k8s, prefix="e2e-own-chart") as namespace:
-        name = f"sagaz-{uuid.uuid4().hex[:6]}"
-        helm(
-            cluster,
-            "install",
-            name,
-            str(CHART),
-            "-n",
-            namespace,
-            "--set",
-            "postgresql.enabled=false",
-            "--set",
-            f"database.url={postgres_url}",
-        )
-        try:
-            yield name, namespace
-        finally:
-            helm(cluster, "uninstall", name, "-n", namespace)
+    with (
+        kube.namespace(k8s, prefix="e2e-own-chart") as namespace,
+        installed(cluster, namespace, postgres_url) as name,
+    ):
+        yield name, namespace
 
 
 def token_kubeconfig(
@@ -96,6 +139,76 @@ def token_kubeconfig(
     return path
 
 
+async def run_as_chart(
+    k8s: client.ApiClient,
+    kubeconfig: Path,
+    *,
+    served: str,
+    postgres_url: str,
+    log: Path,
+) -> None:
+    """Run the operator with the chart's ServiceAccount token in ``served``: a saga with a
+    Secret header, a Job step and a TTL deletion, and an OutboxWorker reading its database
+    Secret. Any call the chart's RBAC does not allow fails it."""
+    core = client.CoreV1Api(k8s)
+    for secret, key, value, label in (
+        ("token", "token", "t0ken", "sagaz.io/participant-credentials"),
+        ("relay-db", "url", postgres_url, "sagaz.io/outbox-database"),
+    ):
+        await asyncio.to_thread(
+            core.create_namespaced_secret,
+            served,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=secret, labels={label: "true"}),
+                string_data={key: value},
+            ),
+        )
+    operator = OperatorProcess(
+        kubeconfig=kubeconfig, database_url=postgres_url, namespaces=[served], log=log
+    )
+    await asyncio.to_thread(operator.start)
+    try:
+        sagas = Sagas(k8s, served)
+        async with ParticipantServer() as shop:
+            shop.on("/a", Respond(json={"ok": True}))
+            header = {"name": "Authorization", "secretKeyRef": {"name": "token", "key": "token"}}
+            spec = {
+                "steps": [
+                    {
+                        "name": "a",
+                        "action": {"http": {"url": shop.url("/a"), "headersFrom": [header]}},
+                    },
+                    {"name": "b", "dependsOn": ["a"], "action": kwok_job(output={"b": 1})},
+                ]
+            }
+            await sagas.start(
+                "rbac",
+                {"definition": spec, "input": {"orderId": "1"}, "ttlSecondsAfterFinished": 1},
+            )
+            saga = await sagas.wait("rbac")
+            assert saga["status"]["phase"] == "Succeeded", saga["status"]
+            assert shop.requests("/a")[0].header("Authorization") == "t0ken"
+            assert await sagas.deleted("rbac", within=30)  # deleting needs its verb too
+        await sagas.create(
+            "outboxworkers",
+            "OutboxWorker",
+            "relay",
+            {
+                "database": {"urlSecretRef": {"name": "relay-db", "key": "url"}},
+                "kafka": {"bootstrapServers": "k:9092"},
+            },
+        )
+        worker = await sagas.wait_for(
+            lambda o: (o.get("status") or {}).get("readyReplicas") == 1,
+            plural="outboxworkers",
+        )
+        (ready,) = worker["status"]["conditions"]
+        assert (ready["status"], ready["reason"]) == ("True", "Reconciled"), ready
+    finally:
+        await asyncio.to_thread(operator.stop)
+    assert "Forbidden" not in await asyncio.to_thread(log.read_text)
+
+
 @pytest.mark.usefixtures("kwok_node")
 async def test_installed_chart_rbac_is_enough_to_run_sagas_jobs_and_workers(
     k8s: client.ApiClient,
@@ -118,44 +231,58 @@ async def test_installed_chart_rbac_is_enough_to_run_sagas_jobs_and_workers(
         path=tmp_path / "chart.kubeconfig",
     )
     with kube.namespace(k8s, prefix="e2e-own-rbac") as served:
-        operator = OperatorProcess(
-            kubeconfig=kubeconfig,
-            database_url=postgres_url,
-            namespaces=[served],
-            log=tmp_path / "operator.log",
+        await run_as_chart(
+            k8s, kubeconfig, served=served, postgres_url=postgres_url, log=tmp_path / "op.log"
         )
-        await asyncio.to_thread(operator.start)
-        try:
-            sagas = Sagas(k8s, served)
-            async with ParticipantServer() as shop:
-                shop.on("/a", Respond(json={"ok": True}))
-                spec = {
-                    "steps": [
-                        {"name": "a", "action": {"http": {"url": shop.url("/a")}}},
-                        {"name": "b", "dependsOn": ["a"], "action": kwok_job(output={"b": 1})},
-                    ]
-                }
-                await sagas.start(
-                    "rbac",
-                    {"definition": spec, "input": {"orderId": "1"}, "ttlSecondsAfterFinished": 1},
-                )
-                saga = await sagas.wait("rbac")
-                assert saga["status"]["phase"] == "Succeeded", saga["status"]
-                assert await sagas.deleted("rbac", within=30)  # deleting needs its verb too
-            await sagas.create(
-                "outboxworkers",
-                "OutboxWorker",
-                "relay",
-                {
-                    "database": {"urlSecretRef": {"name": "none", "key": "url"}},
-                    "kafka": {"bootstrapServers": "k:9092"},
-                },
+
+
+@pytest.mark.usefixtures("kwok_node")
+async def test_with_watch_namespaces_the_operator_has_secret_and_job_rights_only_there(
+    k8s: client.ApiClient, cluster: stack.Cluster, postgres_url: str, tmp_path: Path
+) -> None:
+    with (
+        kube.namespace(k8s, prefix="e2e-own-chart") as home,
+        kube.namespace(k8s, prefix="e2e-own-served") as served,
+        kube.namespace(k8s, prefix="e2e-own-other") as other,
+        installed(cluster, home, postgres_url, f"watchNamespaces={{{served}}}") as name,
+    ):
+        account = f"system:serviceaccount:{home}:{name}-sagaz-operator"
+
+        def can(*args: str) -> bool:
+            done = subprocess.run(
+                [
+                    stack.kubectl(),
+                    "--kubeconfig",
+                    str(cluster.kubeconfig),
+                    "auth",
+                    "can-i",
+                    "--as",
+                    account,
+                    *args,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
-            worker = await sagas.wait_for(
-                lambda o: (o.get("status") or {}).get("readyReplicas") == 1,
-                plural="outboxworkers",
-            )
-            assert "secret" in worker["status"]["conditions"][0]["message"]
-        finally:
-            await asyncio.to_thread(operator.stop)
-    assert "Forbidden" not in (tmp_path / "operator.log").read_text()
+            return done.stdout.strip() == "yes"
+
+        for where in (served, other, home):
+            expected = where == served
+            assert can("get", "secrets", "-n", where) is expected, where
+            assert can("create", "jobs.batch", "-n", where) is expected, where
+            assert can("create", "deployments.apps", "-n", where) is expected, where
+        assert not can("get", "secrets", "--all-namespaces")
+        assert not can("create", "jobs.batch", "--all-namespaces")
+        assert can("watch", "sagas.sagaz.io", "--all-namespaces")  # its own kinds stay
+
+        kubeconfig = await asyncio.to_thread(
+            token_kubeconfig,
+            k8s,
+            cluster,
+            account=f"{name}-sagaz-operator",
+            namespace=home,
+            path=tmp_path / "chart.kubeconfig",
+        )
+        await run_as_chart(
+            k8s, kubeconfig, served=served, postgres_url=postgres_url, log=tmp_path / "op.log"
+        )

@@ -40,7 +40,9 @@ async def workers(
         client.CoreV1Api(k8s).create_namespaced_secret,
         sagas.namespace,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(name="orders-db"),
+            metadata=client.V1ObjectMeta(
+                name="orders-db", labels={"sagaz.io/outbox-database": "true"}
+            ),
             data={"url": base64.b64encode(postgres_url.encode()).decode()},
         ),
     )

@@ -24,7 +24,9 @@ async def test_secret_headers_reach_the_participant_and_nowhere_else(
         client.CoreV1Api(k8s).create_namespaced_secret,
         sagas.namespace,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(name="token"),
+            metadata=client.V1ObjectMeta(
+                name="token", labels={"sagaz.io/participant-credentials": "true"}
+            ),
             data={"token": base64.b64encode(SECRET.encode()).decode()},
         ),
     )

@@ -26,9 +26,14 @@ from harness.participants import (
 )
 from sagaz_operator.adapters import participants, tracing
 from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest
+from sagaz_operator.api.definition import PARTICIPANT_CREDENTIALS_LABEL
 from sagaz_operator.domain import egress
 from sagaz_operator.domain.model import Attempt, HttpCall, Json, Purpose, SecretHeader
-from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
+from sagaz_operator.errors import (
+    PermanentParticipantError,
+    RetryableParticipantError,
+    SecretNotOptedInError,
+)
 
 SAGA_UID = "5f0c2a8e-6d1b-4f55-9a43-0c1d2e3f4a5b"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -39,12 +44,25 @@ DEFAULT_BODY: Json = {"saga": {"name": "order-1001"}, "step": "reserve", "input"
 
 
 class Secrets:
-    """Secrets as the Kubernetes adapter would read them, from a dict."""
+    """Secrets as the Kubernetes adapter would read them, from a dict; the ones in
+    ``unlabelled`` lack the opt-in label (the adapter's refusal is tested on the cluster)."""
 
-    def __init__(self, values: Mapping[tuple[str, str, str], str]) -> None:
+    def __init__(
+        self,
+        values: Mapping[tuple[str, str, str], str],
+        *,
+        unlabelled: frozenset[str] = frozenset(),
+    ) -> None:
         self.values = values
+        self.unlabelled = unlabelled
+        self.labels_asked: list[str] = []
 
-    async def read(self, *, namespace: str, name: str, key: str) -> str:
+    async def read(self, *, namespace: str, name: str, key: str, opt_in_label: str) -> str:
+        self.labels_asked.append(opt_in_label)
+        if name in self.unlabelled:
+            raise SecretNotOptedInError(f"Secret {namespace}/{name} is not labelled")
+        if (namespace, name, key) not in self.values:
+            raise LookupError(f"secret {namespace}/{name} not found")
         return self.values[(namespace, name, key)]
 
 
@@ -203,6 +221,36 @@ class TestRequests:
             f"participant POST {server.url('/reserve')} answered 401 Unauthorized: "
             '{"error": "token *** expired"}'
         )
+
+    async def test_a_secret_without_the_opt_in_label_is_never_sent(
+        self, server: ParticipantServer, client: httpx.AsyncClient
+    ) -> None:
+        secrets = Secrets(
+            {("shop", "inventory-token", "token"): TOKEN}, unlabelled=frozenset({"inventory-token"})
+        )
+        participants = HttpParticipants(
+            client=client, egress=egress.EgressPolicy(), secrets=secrets, now=lambda: NOW
+        )
+
+        with pytest.raises(PermanentParticipantError) as raised:
+            await participants.call(request(server.url("/reserve"), headers_from=(TOKEN_HEADER,)))
+
+        assert server.requests("/reserve") == []
+        assert secrets.labels_asked == [PARTICIPANT_CREDENTIALS_LABEL]
+        assert str(raised.value).startswith("header Authorization: Secret shop/inventory-token")
+
+    async def test_a_missing_secret_is_retried_and_names_the_header(
+        self, server: ParticipantServer, client: httpx.AsyncClient
+    ) -> None:
+        participants = HttpParticipants(
+            client=client, egress=egress.EgressPolicy(), secrets=Secrets({}), now=lambda: NOW
+        )
+
+        with pytest.raises(RetryableParticipantError) as raised:
+            await participants.call(request(server.url("/reserve"), headers_from=(TOKEN_HEADER,)))
+
+        assert server.requests("/reserve") == []
+        assert str(raised.value) == "header Authorization: secret shop/inventory-token not found"
 
 
 class TestRetryableFailures:

@@ -58,3 +58,46 @@ runAsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The operator's rights on Secrets and workloads: cluster-wide, or a Role per namespace. */}}
+{{- define "sagaz-operator.workloadRules" -}}
+# headersFrom of HTTP steps, and OutboxWorkers' database URLs.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+# Job steps, and reading their pods' termination messages.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+# OutboxWorkers' children.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+{{- end -}}
+
+{{/*
+The served namespaces, comma-separated, when each entry of watchNamespaces is a plain name
+(a Role can be written for it); empty when serving the whole cluster or a glob such as "shop-*".
+*/}}
+{{- define "sagaz-operator.scopedNamespaces" -}}
+{{- $names := list -}}
+{{- $plain := true -}}
+{{- range .Values.watchNamespaces -}}
+{{- range splitList "," . -}}
+{{- if regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" . -}}
+{{- $names = append $names . -}}
+{{- else -}}
+{{- $plain = false -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $plain $names -}}
+{{- join "," (uniq $names) -}}
+{{- end -}}
+{{- end -}}

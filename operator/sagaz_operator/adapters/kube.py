@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import ssl
 from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
@@ -22,12 +23,13 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from sagaz_operator.adapters.bounded import BoundedTransport
-from sagaz_operator.api.definition import GROUP, VERSION
-from sagaz_operator.errors import ConfigError, SagazError
+from sagaz_operator.api.definition import DNS_SUBDOMAIN, GROUP, VERSION
+from sagaz_operator.errors import ConfigError, SagazError, SecretNotOptedInError
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "sagaz-operator"
+_OBJECT_NAME = re.compile(DNS_SUBDOMAIN)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +52,7 @@ def resource_path(api_version: str, plural: str, namespace: str, name: str) -> s
     """The API path of a namespaced object, e.g. ``("apps/v1", "deployments", "ns", "x")``."""
     group, _, version = api_version.rpartition("/")
     prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    return f"{prefix}/namespaces/{namespace}/{plural}/{quote(name)}"
+    return f"{prefix}/namespaces/{namespace}/{plural}/{quote(name, safe='')}"
 
 
 #: Answers worth repeating the same request for: the server was busy or briefly unwell.
@@ -247,11 +249,27 @@ class Kube:
         except httpx.TransportError as error:
             raise ApiUnreachableError(f"Kubernetes API unreachable: {error!r}") from error
 
-    async def read(self, *, namespace: str, name: str, key: str) -> str:
-        """Read one key of a Secret (the participants' SecretReader); never logged."""
-        secret = await self.get(f"/api/v1/namespaces/{namespace}/secrets/{quote(name)}")
+    async def read(self, *, namespace: str, name: str, key: str, opt_in_label: str) -> str:
+        """Read one key of a Secret of ``namespace``; never logged.
+
+        The Secret is used only if its owner labelled it ``opt_in_label: "true"``: RBAC lets
+        the operator read every Secret, so the label, not the author of a saga, decides which
+        ones it may hand on (``SecretNotOptedInError`` otherwise). ``name`` must be an object
+        name: a path such as ``../../other/secrets/x`` could leave the namespace.
+        Raises ``LookupError`` for a Secret or key that does not exist.
+        """
+        if not _OBJECT_NAME.fullmatch(name) or len(name) > 253:
+            raise LookupError(f"{name!r} is not a Secret name")
+        secret = await self.get(resource_path("v1", "secrets", namespace, name))
         if secret is None:
             raise LookupError(f"secret {namespace}/{name} not found")
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        if labels.get(opt_in_label) != "true":
+            raise SecretNotOptedInError(
+                f'Secret {namespace}/{name} is not labelled {opt_in_label}: "true", so the'
+                f" operator will not use it; its owner can opt in with: kubectl label secret"
+                f" -n {namespace} {name} {opt_in_label}=true"
+            )
         data = secret.get("data") or {}
         if key not in data:
             raise LookupError(f"secret {namespace}/{name} has no key {key!r}")

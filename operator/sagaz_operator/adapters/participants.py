@@ -15,9 +15,13 @@ Why it is built this way:
   cannot override them (nor ``Host`` or the framing headers); it may override ``Content-Type``,
   ``Accept`` and ``User-Agent``. The body is JSON: the call's ``body`` if it has one, else the
   default body -- except for GET and HEAD, which are sent without one.
-- **Secrets** (``headersFrom``) are read at call time and live only in the request: never
-  logged, never in an error message (a response body that echoes one is redacted), and errors
-  are raised ``from None`` so no exception chain keeps the request object alive.
+- **Secrets** (``headersFrom``) are read at call time, from the saga's own namespace, and live
+  only in the request: never logged, never in an error message (a response body that echoes
+  one is redacted), and errors are raised ``from None`` so no exception chain keeps the request
+  object alive. Only Secrets labelled ``sagaz.io/participant-credentials: "true"`` are used:
+  the operator may read every Secret, the saga's author may not, so the Secret's owner must
+  opt in (a permanent failure otherwise, sending nothing). A missing Secret or key is
+  retryable: it may be created in a moment.
 - **SSRF.** The target's host is resolved first and checked against the operator's egress
   policy (``domain.egress``). Plain-HTTP requests to a host name are then sent to the checked
   addresses themselves (with the original ``Host`` header), so DNS cannot answer differently
@@ -63,9 +67,14 @@ import httpx
 
 from sagaz_operator import __version__
 from sagaz_operator.adapters.bounded import BoundedTransport
+from sagaz_operator.api.definition import PARTICIPANT_CREDENTIALS_LABEL
 from sagaz_operator.domain import egress
 from sagaz_operator.domain.model import Attempt, HttpCall, Json
-from sagaz_operator.errors import PermanentParticipantError, RetryableParticipantError
+from sagaz_operator.errors import (
+    PermanentParticipantError,
+    RetryableParticipantError,
+    SecretNotOptedInError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +90,13 @@ _DELTA_SECONDS = re.compile(r"[0-9]+")
 
 
 class SecretReader(Protocol):
-    """Reads one key of a Secret; implemented by the Kubernetes adapter."""
+    """Reads one key of a Secret; implemented by the Kubernetes adapter.
 
-    async def read(self, *, namespace: str, name: str, key: str) -> str: ...
+    Raises ``LookupError`` when the Secret or key does not exist, and
+    ``SecretNotOptedInError`` when the Secret lacks ``opt_in_label: "true"``.
+    """
+
+    async def read(self, *, namespace: str, name: str, key: str, opt_in_label: str) -> str: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,9 +216,17 @@ class HttpParticipants:
                 headers[name] = value
         namespace = request.attempt.namespace
         for secret in call.headers_from:
-            value = await self._secrets.read(
-                namespace=namespace, name=secret.secret_name, key=secret.secret_key
-            )
+            try:
+                value = await self._secrets.read(
+                    namespace=namespace,
+                    name=secret.secret_name,
+                    key=secret.secret_key,
+                    opt_in_label=PARTICIPANT_CREDENTIALS_LABEL,
+                )
+            except SecretNotOptedInError as error:
+                raise PermanentParticipantError(f"header {secret.name}: {error}") from None
+            except LookupError as error:
+                raise RetryableParticipantError(f"header {secret.name}: {error}") from None
             value = value.strip()  # HTTP ignores surrounding whitespace; files often end in \n
             if any(character in value for character in "\r\n\0"):
                 raise PermanentParticipantError(

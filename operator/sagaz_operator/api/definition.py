@@ -35,6 +35,11 @@ MAX_SECONDS = 7 * 86400
 #: Kubernetes object names used as step names, so they can appear in Job names and labels.
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MAX_STEPS = 100
+#: A Kubernetes object name (a DNS subdomain), e.g. a Secret's. Never a path: no ``/``, no ``..``.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: The label a Secret must carry (value ``"true"``) before the operator sends one of its keys
+#: to a participant (``headersFrom``): the Secret's owner opts in, not the saga's author.
+PARTICIPANT_CREDENTIALS_LABEL = f"{GROUP}/participant-credentials"
 
 #: A step's name as written in ``name`` and ``dependsOn``.
 StepName = Annotated[
@@ -94,9 +99,18 @@ CONDITIONS_LIST: dict[str, JsonValue] = {
 
 
 class SecretKeySelector(ApiModel):
-    """A key of a Secret in the object's namespace; the value is read when needed, never copied."""
+    """A key of a Secret in the object's namespace; the value is read when needed, never copied.
 
-    name: str = Field(min_length=1, max_length=253, description="The name of the Secret.")
+    There is no namespace field, and the name must be an object name (not a path), so an object
+    can only ever name Secrets of its own namespace.
+    """
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="The name of the Secret, in the object's own namespace.",
+    )
     key: str = Field(
         min_length=1,
         max_length=253,
@@ -167,7 +181,11 @@ class Defaults(ApiModel):
 
 
 class HeaderFromSecret(ApiModel):
-    """A request header whose value is read from a Secret at call time."""
+    """A request header whose value is read from a Secret at call time.
+
+    The Secret must carry the label ``sagaz.io/participant-credentials: "true"``, or the step
+    fails without sending anything.
+    """
 
     name: str = Field(
         min_length=1,
@@ -190,7 +208,12 @@ class HttpCall(ApiModel):
     method: HttpMethod = Field(HttpMethod.POST, description="The HTTP method.")
     headers: dict[str, str] | None = Field(None, description="Literal request headers.")
     headers_from: tuple[HeaderFromSecret, ...] | None = Field(
-        None, max_length=32, description="Request headers whose values come from Secrets."
+        None,
+        max_length=32,
+        description=(
+            "Request headers whose values come from Secrets of the saga's namespace; each"
+            ' Secret must be labelled sagaz.io/participant-credentials: "true".'
+        ),
     )
     body: JsonValue = Field(
         None,

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, JsonValue, field_validator, model_valida
 
 from sagaz_operator.api.definition import (
     CONDITIONS_LIST,
+    GROUP,
     ApiModel,
     Condition,
     SecretKeySelector,
@@ -25,6 +26,9 @@ from sagaz_operator.api.definition import (
 )
 
 MAX_PARTITIONS = 1024
+#: The label the database Secret must carry (value ``"true"``) before the operator reads it or
+#: mounts it into worker pods: the Secret's owner opts in, not the OutboxWorker's author.
+OUTBOX_DATABASE_LABEL = f"{GROUP}/outbox-database"
 SQL_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
 
 
@@ -32,7 +36,10 @@ class Database(ApiModel):
     """The PostgreSQL database holding the outbox table."""
 
     url_secret_ref: SecretKeySelector = Field(
-        description="The Secret key holding the postgresql:// connection URL."
+        description=(
+            "The Secret key holding the postgresql:// connection URL; the Secret must be"
+            ' labelled sagaz.io/outbox-database: "true".'
+        )
     )
     table: str = Field(
         "sagaz_outbox",

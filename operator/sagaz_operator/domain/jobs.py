@@ -137,9 +137,15 @@ def policy_problems(template: Mapping[str, Any], policy: JobPolicy) -> list[str]
         return ["Job steps are disabled by the operator's settings (SAGAZ_JOB_STEPS)"]
     pod = template.get("spec") or {}
     found = []
-    account = pod.get("serviceAccountName") or "default"
+    # The deprecated serviceAccount is what the pod runs as when serviceAccountName is empty.
+    field = (
+        "serviceAccount"
+        if pod.get("serviceAccount") and not pod.get("serviceAccountName")
+        else "serviceAccountName"
+    )
+    account = pod.get(field) or "default"
     if policy.allowed_service_accounts and account not in policy.allowed_service_accounts:
-        found.append(f"template.spec.serviceAccountName {account!r} is not allowed")
+        found.append(f"template.spec.{field} {account!r} is not allowed")
     if not policy.allow_host_access:
         for field in ("hostNetwork", "hostPID", "hostIPC"):
             if pod.get(field):

@@ -5,6 +5,13 @@ a manual edit of a child, or a deleted child all converge the same way. Children
 owner reference, so deleting the OutboxWorker lets Kubernetes' garbage collector remove them.
 The backlog shown in the status is read from the outbox table itself.
 
+The database Secret is mounted into the worker pods, whose image the OutboxWorker's author
+may choose, so a Secret is used only once its owner labelled it ``sagaz.io/outbox-database:
+"true"`` (the operator may read the namespace's Secrets; the author may not). Until then no
+Deployment is created, and one that exists is deleted when its Secret loses the label; a
+Secret that is missing leaves an existing Deployment alone (its pods keep running) and
+creates none.
+
 Reconciles of one OutboxWorker run one at a time: a reconcile started by the worker's own
 handler and one started by its Deployment becoming ready would otherwise race, and the slower
 one would write a stale ``readyReplicas`` over the fresh one.
@@ -24,8 +31,9 @@ import pydantic
 from sagaz_operator.adapters.kube import Kube, ObjectRef, resource_path
 from sagaz_operator.adapters.postgres import backlog
 from sagaz_operator.api.definition import API_VERSION
-from sagaz_operator.api.outboxworker import OutboxWorkerSpec
+from sagaz_operator.api.outboxworker import OUTBOX_DATABASE_LABEL, OutboxWorkerSpec
 from sagaz_operator.domain import conditions, definitions, workers
+from sagaz_operator.errors import SecretNotOptedInError
 from sagaz_operator.services.executor import Clock
 
 logger = logging.getLogger(__name__)
@@ -96,34 +104,46 @@ async def _reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
     child = deployment["metadata"]["name"]
     deployment_path = resource_path("apps/v1", "deployments", namespace, child)
     hpa_path = resource_path("autoscaling/v2", "horizontalpodautoscalers", namespace, child)
-    applied = await runtime.kube.apply(deployment_path, deployment)
-    if workers.autoscaled(spec):
-        await runtime.kube.apply(
-            hpa_path, workers.autoscaler(spec, name=name, namespace=namespace, uid=uid)
-        )
-    else:
-        await runtime.kube.delete(hpa_path)
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "selector": workers.selector(name),
-        "replicas": (applied.get("status") or {}).get("replicas", 0),
-        "readyReplicas": (applied.get("status") or {}).get("readyReplicas", 0),
-    }
-    ready, reason, message = True, "Reconciled", "Deployment applied"
+    secret = spec.database.url_secret_ref
+    status: dict[str, Any] = {"observedGeneration": generation, "selector": workers.selector(name)}
     try:
         url = await runtime.kube.read(
             namespace=namespace,
-            name=spec.database.url_secret_ref.name,
-            key=spec.database.url_secret_ref.key,
+            name=secret.name,
+            key=secret.key,
+            opt_in_label=OUTBOX_DATABASE_LABEL,
         )
-        found = await backlog.read(url, spec.database.table)
+    except SecretNotOptedInError as error:
+        await runtime.kube.delete(hpa_path)
+        await runtime.kube.delete(deployment_path)
+        status |= {"replicas": 0, "readyReplicas": 0}
+        ready, reason = False, "SecretNotOptedIn"
+        message = f"spec.database.urlSecretRef: {error}; no worker is started"
+    except LookupError as error:
+        ready, reason = False, "SecretNotFound"
+        message = f"spec.database.urlSecretRef: {error}; no worker is started"
+    else:
+        applied = await runtime.kube.apply(deployment_path, deployment)
+        if workers.autoscaled(spec):
+            await runtime.kube.apply(
+                hpa_path, workers.autoscaler(spec, name=name, namespace=namespace, uid=uid)
+            )
+        else:
+            await runtime.kube.delete(hpa_path)
         status |= {
-            "pendingEvents": found.pending,
-            "oldestPendingSeconds": round(found.oldest_pending_seconds, 3),
-            "deadEvents": found.dead,
+            "replicas": (applied.get("status") or {}).get("replicas", 0),
+            "readyReplicas": (applied.get("status") or {}).get("readyReplicas", 0),
         }
-    except Exception as error:  # missing Secret or table, bad URL, database down: say so
-        ready, reason, message = False, "BacklogUnknown", f"cannot read the outbox: {error}"
+        ready, reason, message = True, "Reconciled", "Deployment applied"
+        try:
+            found = await backlog.read(url, spec.database.table)
+            status |= {
+                "pendingEvents": found.pending,
+                "oldestPendingSeconds": round(found.oldest_pending_seconds, 3),
+                "deadEvents": found.dead,
+            }
+        except Exception as error:  # missing table, bad URL, database down: say so
+            ready, reason, message = False, "BacklogUnknown", f"cannot read the outbox: {error}"
     status["conditions"] = conditions.upsert(
         existing,
         type="Ready",

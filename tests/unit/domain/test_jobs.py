@@ -114,6 +114,10 @@ POLICY = jobs.JobPolicy(allowed_images=("registry.local/*",), allowed_service_ac
             {"serviceAccountName": "admin"},
             "template.spec.serviceAccountName 'admin' is not allowed",
         ),
+        (
+            {"serviceAccountName": "", "serviceAccount": "admin"},  # the deprecated alias
+            "template.spec.serviceAccount 'admin' is not allowed",
+        ),
     ],
 )
 def test_policy_refuses_with_the_field(pod: dict[str, Any], problem: str) -> None:
