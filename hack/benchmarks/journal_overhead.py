@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -201,7 +200,7 @@ async def measure(url: str, *, sagas: int, steps: int) -> None:
         }
         client = participants.new_client(max_connections=200)
         # Neither Secrets nor Jobs are used here: a Kube that would fail if it were called.
-        unused = Kube(httpx.AsyncClient(base_url="http://127.0.0.1:9"))
+        unused = Kube("http://127.0.0.1:9")
         runner = StepRunner(
             http=participants.HttpParticipants(
                 client=client, egress=egress.EgressPolicy(), secrets=unused

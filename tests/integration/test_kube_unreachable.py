@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 
 from harness.participants import refused_url
@@ -22,7 +21,7 @@ REF = ObjectRef(kind="Saga", plural="sagas", namespace="shop", name="order-1", u
 
 @pytest.fixture
 async def kube() -> AsyncIterator[Kube]:
-    unreachable = Kube(httpx.AsyncClient(base_url=refused_url().rstrip("/")))
+    unreachable = Kube(refused_url())
     yield unreachable
     await unreachable.close()
 
