@@ -214,7 +214,7 @@ async def measure(url: str, *, sagas: int, steps: int) -> None:
         journaled = await run_all(count=sagas, spec=spec, runner=runner, journal=Journal(pool))
         memory = await run_all(count=sagas, spec=spec, runner=runner, journal=None)
         await pool.close()
-        await client.aclose()
+        await client.close()
         await unused.close()
     print(f"{sagas} concurrent sagas of {steps} HTTP steps on loopback")
     print(describe("memory", sagas, *memory))

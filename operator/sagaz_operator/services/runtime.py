@@ -42,7 +42,7 @@ class Runtime:
         self.settings = settings
         self._journal: Journal | None = None
         self._locks: SagaLocks | None = None
-        self._http = participants.new_client()
+        self._http: participants.HttpParticipants | None = None
         self._kube: Kube | None = None
         self.sagas: SagaRuntime | None = None
         self.workers: WorkerRuntime | None = None
@@ -56,8 +56,8 @@ class Runtime:
             logger.info("database migrated: %s", ", ".join(applied))
         self._locks = SagaLocks(url)
         self._kube = Kube.from_environment()
-        http = participants.HttpParticipants(
-            client=self._http, egress=self.settings.egress, secrets=self._kube
+        self._http = http = participants.HttpParticipants(
+            client=participants.new_client(), egress=self.settings.egress, secrets=self._kube
         )
         self.jobs = JobParticipants(kube=self._kube, policy=self.settings.job_policy)
         self.sagas = SagaRuntime(
@@ -74,7 +74,8 @@ class Runtime:
         return self.sagas
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
         if self._kube is not None:
             await self._kube.close()
         if self._locks is not None:
