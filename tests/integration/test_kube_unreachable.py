@@ -36,9 +36,9 @@ async def test_calls_fail_with_one_error_type(kube: Kube) -> None:
 async def test_an_event_that_cannot_be_posted_is_only_logged(
     kube: Kube, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await kube.post_event(REF, reason="SagaStarted", message="saga started")
+    await kube.post_event(REF, reason="StepFailed", message="step a failed")
 
-    assert "could not post event SagaStarted" in caplog.text
+    assert "could not post event StepFailed" in caplog.text
 
 
 async def test_the_status_writer_survives_and_still_closes(

@@ -22,17 +22,18 @@ from sagaz_operator.services.executor import Clock
 
 logger = logging.getLogger(__name__)
 
-#: Journal events worth a Kubernetes Event, and whether it is a warning.
-_EVENTS: dict[type[ev.Event], bool] = {
-    ev.SagaStarted: False,
-    ev.StepSucceeded: False,
-    ev.StepFailed: True,
-    ev.StepCancelled: True,
-    ev.CompensationStarted: True,
-    ev.CompensationSucceeded: False,
-    ev.CompensationFailed: True,
-    ev.SagaRejected: True,
-    ev.SagaFinished: False,
+#: Journal events worth a Kubernetes Event: whether it is a warning, and its ``action``.
+#: Events are for people (failures, compensation, the end), not a log: the journal is the log,
+#: so a saga that succeeds gets one Event, at the end. A failed attempt gets one whether or
+#: not it will be retried: a person looking at a slow saga wants to see why.
+_EVENTS: dict[type[ev.Event], tuple[bool, str]] = {
+    ev.StepFailed: (True, "Execute"),
+    ev.StepCancelled: (True, "Execute"),
+    ev.CompensationStarted: (True, "Compensate"),
+    ev.CompensationSucceeded: (False, "Compensate"),
+    ev.CompensationFailed: (True, "Compensate"),
+    ev.SagaRejected: (True, "Start"),
+    ev.SagaFinished: (False, "Finish"),
 }
 
 
@@ -67,11 +68,12 @@ class Reporter:
     def observe(self, event: ev.Event, current: state.SagaState) -> None:
         metrics.journal_events.labels(type(event).__name__).inc()
         _count(event, current)
-        warning = _EVENTS.get(type(event))
-        if warning is not None:
+        posted = _EVENTS.get(type(event))
+        if posted is not None:
+            warning, action = posted
             if isinstance(event, ev.SagaFinished):
                 warning = event.outcome is not ev.Outcome.SUCCEEDED
-            self._post(codec.public_type(event), _describe(event), warning=warning)
+            self._post(codec.public_type(event), _describe(event), warning=warning, action=action)
 
     def database(self, *, available: bool, message: str) -> None:
         """Show on the saga whether its progress is paused for the database."""
@@ -145,9 +147,11 @@ class Reporter:
 
     # -- Events ------------------------------------------------------------------------------
 
-    def _post(self, reason: str, message: str, *, warning: bool) -> None:
+    def _post(self, reason: str, message: str, *, warning: bool, action: str = "Journal") -> None:
         task = asyncio.create_task(
-            self._kube.post_event(self._ref, reason=reason, message=message, warning=warning)
+            self._kube.post_event(
+                self._ref, reason=reason, message=message, warning=warning, action=action
+            )
         )
         self._posts.add(task)
         task.add_done_callback(self._posts.discard)
