@@ -14,6 +14,7 @@ from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
+from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.sagas import SagaRuntime
 from sagaz_operator.services.steps import StepRunner
@@ -45,6 +46,7 @@ class Runtime:
         self._http: participants.HttpParticipants | None = None
         self._kube: Kube | None = None
         self.sagas: SagaRuntime | None = None
+        self.intake: Intake | None = None
         self.workers: WorkerRuntime | None = None
         self.jobs: JobParticipants | None = None
 
@@ -68,12 +70,15 @@ class Runtime:
             clock=utc_now,
             status_interval=self.settings.status_interval,
         )
+        self.intake = Intake(self.sagas)
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
         return self.sagas
 
     async def close(self) -> None:
+        if self.intake is not None:
+            await self.intake.stop()
         if self._http is not None:
             await self._http.close()
         if self._kube is not None:
