@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -202,7 +201,7 @@ async def measure(url: str, *, sagas: int, steps: int) -> None:
         }
         client = participants.new_client(max_connections=200)
         # Neither Secrets nor Jobs are used here: a Kube that would fail if it were called.
-        unused = Kube(httpx.AsyncClient(base_url="http://127.0.0.1:9"))
+        unused = Kube("http://127.0.0.1:9")
         runner = StepRunner(
             http=participants.HttpParticipants(
                 client=client, egress=egress.EgressPolicy(), secrets=unused
@@ -216,7 +215,7 @@ async def measure(url: str, *, sagas: int, steps: int) -> None:
         journaled = await run_all(count=sagas, spec=spec, runner=runner, journal=Journal(pool))
         memory = await run_all(count=sagas, spec=spec, runner=runner, journal=None)
         await pool.close()
-        await client.aclose()
+        await client.close()
         await unused.close()
     print(f"{sagas} concurrent sagas of {steps} HTTP steps on loopback")
     print(describe("memory", sagas, *memory))

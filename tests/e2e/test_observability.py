@@ -6,6 +6,8 @@ import asyncio
 import re
 
 import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
 
 from harness.operator import OperatorProcess
 from harness.participants import ParticipantServer, Respond
@@ -60,3 +62,27 @@ async def test_finished_saga_is_deleted_after_its_ttl(
     await sagas.wait("short-lived")
 
     assert await sagas.deleted("short-lived", within=30)
+
+
+async def test_a_successful_saga_gets_one_event_from_the_events_api(
+    k8s: ApiClient, sagas: Sagas, participants: ParticipantServer
+) -> None:
+    participants.on("/a", Respond())
+    participants.on("/b", Respond())
+    spec = {
+        "steps": [
+            {"name": "a", "action": {"http": {"url": participants.url("/a")}}},
+            {"name": "b", "dependsOn": ["a"], "action": {"http": {"url": participants.url("/b")}}},
+        ]
+    }
+
+    await sagas.start("quiet", {"definition": spec})
+    await sagas.wait("quiet")
+    events = await sagas.events("quiet", until=lambda reasons: "SagaSucceeded" in reasons)
+
+    assert [reason for reason, _ in events] == ["SagaSucceeded"]  # the journal is the log
+    listed = await asyncio.to_thread(client.EventsV1Api(k8s).list_namespaced_event, sagas.namespace)
+    (event,) = [e for e in listed.items if e.regarding.name == "quiet"]
+    assert event.reporting_controller == "sagaz.io/sagaz-operator"
+    assert (event.action, event.type) == ("Finish", "Normal")
+    assert event.event_time is not None

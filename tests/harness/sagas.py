@@ -123,13 +123,16 @@ class Sagas:
         satisfy ``until``.
 
         The operator posts Events alongside the status, not before it, so a test that has seen
-        a terminal phase waits for the Events it expects. Event times have one-second
-        resolution: the order within a second is arbitrary.
+        a terminal phase waits for the Events it expects. The operator's Events carry an
+        ``eventTime`` with microseconds (events.k8s.io/v1), so they come in the order posted.
         """
         seen: dict[str, Any] = {}
 
         def ordered() -> list[Any]:
-            return sorted(seen.values(), key=lambda e: (e.first_timestamp, e.metadata.name))
+            return sorted(
+                seen.values(),
+                key=lambda e: (e.event_time or e.first_timestamp, e.metadata.name),
+            )
 
         def record(event: Any) -> bool:
             seen[event.metadata.name] = event

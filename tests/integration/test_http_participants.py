@@ -12,7 +12,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 import pytest
 
 from harness.participants import (
@@ -87,13 +87,13 @@ async def server() -> AsyncIterator[ParticipantServer]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with participants.new_client() as shared:
         yield shared
 
 
 def adapter(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     *,
     policy: egress.EgressPolicy | None = None,
     resolver: Resolver | None = None,
@@ -150,7 +150,7 @@ TOKEN_HEADER = SecretHeader(name="Authorization", secret_name="inventory-token",
 
 class TestRequests:
     async def test_every_attempt_carries_the_saga_headers_and_the_same_key(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/reserve", Fail(503, times=1), Respond(json={"reservationId": "r-1"}))
         participant = adapter(client)
@@ -174,7 +174,7 @@ class TestRequests:
         assert [first.attempt, second.attempt] == [1, 2]
 
     async def test_a_compensation_has_its_own_key(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/release", Respond())
         await adapter(client).call(request(server.url("/release"), purpose="compensation"))
@@ -193,7 +193,7 @@ class TestRequests:
     async def test_sends_the_body(
         self,
         server: ParticipantServer,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
         body: Json,
         has_body: bool,
         method: str,
@@ -206,7 +206,7 @@ class TestRequests:
         assert (seen.method, seen.json) == (method, sent)
 
     async def test_a_secret_header_is_sent_but_never_shown(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/reserve", Fail(401, json={"error": f"token {TOKEN} expired"}))
         call = request(server.url("/reserve"), headers_from=(TOKEN_HEADER,))
@@ -256,7 +256,7 @@ class TestRequests:
 class TestRetryableFailures:
     @pytest.mark.parametrize("status", [500, 502, 503, 504, 408, 425, 429])
     async def test_statuses_worth_repeating(
-        self, server: ParticipantServer, client: httpx.AsyncClient, status: int
+        self, server: ParticipantServer, client: aiohttp.ClientSession, status: int
     ) -> None:
         server.on("/reserve", Fail(status))
         with pytest.raises(RetryableParticipantError) as raised:
@@ -277,7 +277,7 @@ class TestRetryableFailures:
     async def test_retry_after_is_reported(
         self,
         server: ParticipantServer,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
         retry_after: float | str,
         seconds: float | None,
     ) -> None:
@@ -287,7 +287,7 @@ class TestRetryableFailures:
         assert raised.value.retry_after_seconds == seconds
 
     async def test_a_stalled_participant_times_out_with_an_unknown_outcome(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         stall = Stall()
         server.on("/reserve", stall)
@@ -299,20 +299,20 @@ class TestRetryableFailures:
         assert len(server.requests("/reserve")) == 1
 
     async def test_a_participant_never_reached_has_a_known_outcome(
-        self, client: httpx.AsyncClient
+        self, client: aiohttp.ClientSession
     ) -> None:
         with unreachable_url("/reserve") as url, pytest.raises(RetryableParticipantError) as raised:
             await adapter(client).call(request(url, timeout=0.3))
         assert not raised.value.outcome_unknown
         assert "could not be reached within 0.3s" in str(raised.value)
 
-    async def test_a_refused_connection_sent_nothing(self, client: httpx.AsyncClient) -> None:
+    async def test_a_refused_connection_sent_nothing(self, client: aiohttp.ClientSession) -> None:
         with pytest.raises(RetryableParticipantError) as raised:
             await adapter(client).call(request(refused_url("/reserve")))
         assert not raised.value.outcome_unknown
         assert "cannot connect" in str(raised.value)
 
-    async def test_an_unresolvable_name_sent_nothing(self, client: httpx.AsyncClient) -> None:
+    async def test_an_unresolvable_name_sent_nothing(self, client: aiohttp.ClientSession) -> None:
         with pytest.raises(RetryableParticipantError) as raised:
             await adapter(client).call(request("http://missing.test/reserve"))
         assert not raised.value.outcome_unknown
@@ -322,7 +322,7 @@ class TestRetryableFailures:
 class TestPermanentFailures:
     @pytest.mark.parametrize("status", [400, 402, 404, 409, 422])
     async def test_other_client_errors(
-        self, server: ParticipantServer, client: httpx.AsyncClient, status: int
+        self, server: ParticipantServer, client: aiohttp.ClientSession, status: int
     ) -> None:
         server.on("/reserve", Fail(status, json={"error": "x" * 1000}))
         with pytest.raises(PermanentParticipantError) as raised:
@@ -333,7 +333,7 @@ class TestPermanentFailures:
         assert len(message) < 300
 
     async def test_a_redirect_is_not_followed(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/reserve", Redirect(server.url("/elsewhere")))
         server.on("/elsewhere", Respond())
@@ -345,7 +345,7 @@ class TestPermanentFailures:
         )
         assert [seen.path for seen in server.requests()] == ["/reserve"]
 
-    async def test_only_http_urls(self, client: httpx.AsyncClient) -> None:
+    async def test_only_http_urls(self, client: aiohttp.ClientSession) -> None:
         with pytest.raises(PermanentParticipantError, match="must be http:// or https://"):
             await adapter(client).call(request("file:///etc/passwd"))
 
@@ -366,13 +366,17 @@ class TestOutput:
         ],
     )
     async def test_a_success_answers_with_the_output(
-        self, server: ParticipantServer, client: httpx.AsyncClient, answer: Respond, output: Json
+        self,
+        server: ParticipantServer,
+        client: aiohttp.ClientSession,
+        answer: Respond,
+        output: Json,
     ) -> None:
         server.on("/reserve", answer)
         assert await adapter(client).call(request(server.url("/reserve"))) == output
 
     async def test_an_oversized_output_fails_but_counts_as_done(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/reserve", Respond(json={"data": "x" * 100}))
         with pytest.raises(PermanentParticipantError) as raised:
@@ -383,7 +387,7 @@ class TestOutput:
 
 class TestEgress:
     async def test_a_host_outside_the_allowed_networks_is_never_called(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/reserve", Respond())
         policy = egress.parse_policy(hosts="", networks="10.0.0.0/8", allow_link_local=False)
@@ -417,7 +421,7 @@ class TestEgress:
         ],
     )
     async def test_cloud_metadata_is_refused_before_connecting(
-        self, client: httpx.AsyncClient, url: str, reason: str
+        self, client: aiohttp.ClientSession, url: str, reason: str
     ) -> None:
         resolver = Resolver(
             {"rebind.test": ["169.254.169.254"], "metadata.google.internal": ["169.254.169.254"]}
@@ -429,7 +433,7 @@ class TestEgress:
         assert "169.254.169.254" not in resolver.looked_up  # a literal is never looked up
 
     async def test_names_are_resolved_by_the_system_by_default(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/reserve", Respond(json={"ok": True}))
         participant = HttpParticipants(
@@ -441,7 +445,7 @@ class TestEgress:
         assert seen.header("Host") == f"localhost:{server.port}"
 
     async def test_a_name_is_called_at_the_address_that_was_checked(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         server.on("/reserve", Respond(json={"ok": True}))
         # 127.0.0.2 is loopback too, but nothing listens there: the next checked address is used.

@@ -1,7 +1,9 @@
 """The operator's own Kubernetes API client: status patches, Events, Secrets, Jobs.
 
 Kopf watches and dispatches; everything the operator writes goes through this one small
-async client built on httpx, so all API I/O sits in one place and shares one connection pool.
+async client, so all API I/O sits in one place and shares one connection pool. It is built on
+aiohttp (Kopf's own HTTP client), not httpx: these writes are a hot path, and measured here
+httpx costs 0.75-2.1 ms of CPU per request against 0.09-0.15 ms for aiohttp.
 Credentials come from the official client's loaders (in-cluster service account, else the
 kubeconfig), which also handle token refresh and client certificates.
 """
@@ -9,26 +11,30 @@ kubeconfig), which also handle token refresh and client certificates.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
+import secrets
+import socket
 import ssl
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from sagaz_operator.adapters.bounded import BoundedTransport
 from sagaz_operator.api.definition import DNS_SUBDOMAIN, GROUP, VERSION
 from sagaz_operator.errors import ConfigError, SagazError, SecretNotOptedInError
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "sagaz-operator"
+#: Who posts our Events (``reportingController``); ``reportingInstance`` names the process.
+REPORTING_CONTROLLER = "sagaz.io/sagaz-operator"
 _OBJECT_NAME = re.compile(DNS_SUBDOMAIN)
 
 
@@ -82,27 +88,53 @@ class ApiUnreachableError(KubeError):
     retryable = True
 
 
-class _Auth(httpx.Auth):
-    """Bearer tokens, refreshed by the official loader's hook (bound tokens expire)."""
+def _credentials(configuration: k8s_client.Configuration) -> Callable[[], dict[str, str]]:
+    """Bearer-token headers, refreshed by the official loader's hook (bound tokens expire)."""
 
-    def __init__(self, configuration: k8s_client.Configuration) -> None:
-        self._configuration = configuration
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._configuration.refresh_api_key_hook is not None:
-            self._configuration.refresh_api_key_hook(self._configuration)
+    def headers() -> dict[str, str]:
+        if configuration.refresh_api_key_hook is not None:
+            configuration.refresh_api_key_hook(configuration)
         # The official client names its token setting differently across versions
         # ("authorization", "BearerToken"); its auth_settings() knows where it goes.
-        settings: Mapping[str, Any] = self._configuration.auth_settings()  # a TypedDict
-        for setting in settings.values():
-            if setting.get("in") == "header" and setting.get("value"):
-                request.headers[setting["key"]] = setting["value"]
-        yield request
+        settings: Mapping[str, Any] = configuration.auth_settings()  # a TypedDict
+        return {
+            setting["key"]: setting["value"]
+            for setting in settings.values()
+            if setting.get("in") == "header" and setting.get("value")
+        }
+
+    return headers
+
+
+def _no_credentials() -> dict[str, str]:
+    return {}
 
 
 class Kube:
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http
+    """The API client; its connection pool is opened on the first call, in the running loop.
+
+    ``max_connections`` bounds the requests in flight; all of them stay open (keep-alive), so a
+    burst of writes from hundreds of sagas reuses connections instead of opening new TLS ones.
+    Requests beyond the bound wait in aiohttp's queue, which costs nothing per waiter. Like
+    Kopf's own client, it ignores proxy variables and ``.netrc`` and keeps no cookies.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        tls: ssl.SSLContext | bool = True,
+        credentials: Callable[[], dict[str, str]] = _no_credentials,
+        max_connections: int = 100,
+        timeout: float = 30.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._tls = tls
+        self._credentials = credentials
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._instance = f"{COMPONENT}-{socket.gethostname()}"[:128]
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -114,50 +146,46 @@ class Kube:
                 k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             except (k8s_config.ConfigException, FileNotFoundError) as error:
                 raise ConfigError(f"no Kubernetes credentials: {error}") from error
-        verify: ssl.SSLContext | bool = False
-        if configuration.verify_ssl:
-            verify = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        tls: ssl.SSLContext | bool = False
+        if configuration.verify_ssl or configuration.cert_file:
+            tls = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+            if not configuration.verify_ssl:  # insecure-skip-tls-verify, yet a client cert
+                tls.check_hostname = False
+                tls.verify_mode = ssl.CERT_NONE
             if configuration.cert_file:
-                verify.load_cert_chain(configuration.cert_file, configuration.key_file)
-        http = httpx.AsyncClient(
-            base_url=configuration.host,
-            transport=BoundedTransport(
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-                verify=verify,
-            ),
-            verify=verify,  # for a proxy from the environment, if any
-            auth=_Auth(configuration),
-            timeout=httpx.Timeout(30.0),
-        )
-        return cls(http)
+                tls.load_cert_chain(configuration.cert_file, configuration.key_file)
+        return cls(configuration.host, tls=tls, credentials=_credentials(configuration))
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def get(self, path: str) -> dict[str, Any] | None:
-        response = await self._send("GET", path)
-        if response.status_code == 404:
+        status, content = await self._send("GET", path)
+        if status == 404:
             return None
-        return _json(response)
+        return _json(status, content)
 
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return _json(await self._send("POST", path, json=body))
+        return _json(*await self._send("POST", path, body=body))
 
     async def delete(self, path: str, *, propagation: str = "Background") -> None:
-        response = await self._send("DELETE", path, json={"propagationPolicy": propagation})
-        if response.status_code != 404:
-            _json(response)
+        status, content = await self._send("DELETE", path, body={"propagationPolicy": propagation})
+        if status != 404:
+            _json(status, content)
 
     async def apply(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply ``body`` as the operator's field manager, taking over conflicts."""
-        response = await self._send(
-            "PATCH",
-            path,
-            params={"fieldManager": COMPONENT, "force": "true"},
-            json=body,
-            headers={"Content-Type": "application/apply-patch+yaml"},
+        return _json(
+            *await self._send(
+                "PATCH",
+                path,
+                params={"fieldManager": COMPONENT, "force": "true"},
+                body=body,
+                content_type="application/apply-patch+yaml",
+            )
         )
-        return _json(response)
 
     async def patch_status(
         self, ref: ObjectRef, status: Mapping[str, Any], *, resource_version: str | None = None
@@ -170,14 +198,14 @@ class Kube:
         body: dict[str, Any] = {"status": status}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        response = await self._send(
+        code, content = await self._send(
             "PATCH",
             f"{ref.path}/status",
-            json=body,
-            headers={"Content-Type": "application/merge-patch+json"},
+            body=body,
+            content_type="application/merge-patch+json",
         )
-        if response.status_code != 404:
-            _json(response)
+        if code != 404:
+            _json(code, content)
 
     async def list_table(self, path: str, *, page: int = 500) -> AsyncIterator[dict[str, Any]]:
         """Every object under ``path`` as a Table row: ``{"cells": {column: value}, "object":
@@ -186,7 +214,7 @@ class Kube:
         token = ""
         while True:
             params = {"limit": str(page), **({"continue": token} if token else {})}
-            table = _json(await self._send("GET", path, params=params, headers={"Accept": TABLE}))
+            table = _json(*await self._send("GET", path, params=params, accept=TABLE))
             names = [column["name"] for column in table.get("columnDefinitions") or []]
             for row in table.get("rows") or []:
                 cells = dict(zip(names, row["cells"], strict=False))
@@ -203,51 +231,108 @@ class Kube:
         The fixed name makes repeating it harmless: an Event that already exists (an earlier
         try landed though its answer was lost) counts as recorded, so one fact is one Event.
         """
-        body = self._event(ref, reason=reason, message=message, warning=warning)
-        body["metadata"] = {"name": name, "namespace": ref.namespace}
-        response = await self._send("POST", f"/api/v1/namespaces/{ref.namespace}/events", json=body)
-        if response.status_code != 409:
-            _json(response)
+        body = self._event(ref, name=name, reason=reason, message=message, warning=warning)
+        code, content = await self._send("POST", _events_path(ref.namespace), body=body)
+        if code != 409:
+            _json(code, content)
 
     async def post_event(
-        self, ref: ObjectRef, *, reason: str, message: str, warning: bool = False
+        self,
+        ref: ObjectRef,
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "Reconcile",
     ) -> None:
         """Post an Event for people, best effort: a failure is logged, never raised."""
-        body = self._event(ref, reason=reason, message=message, warning=warning)
+        body = self._event(
+            ref,
+            name=_event_name(ref.name),
+            reason=reason,
+            message=message,
+            warning=warning,
+            action=action,
+        )
         try:
-            await self.create(f"/api/v1/namespaces/{ref.namespace}/events", body)
+            await self.create(_events_path(ref.namespace), body)
         except KubeError as error:  # an Event is never worth failing for
             logger.warning(
                 "could not post event %s on %s/%s: %s", reason, ref.namespace, ref.name, error
             )
 
-    @staticmethod
-    def _event(ref: ObjectRef, *, reason: str, message: str, warning: bool) -> dict[str, Any]:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def _event(
+        self,
+        ref: ObjectRef,
+        *,
+        name: str,
+        reason: str,
+        message: str,
+        warning: bool,
+        action: str = "Reconcile",
+    ) -> dict[str, Any]:
+        """An ``events.k8s.io/v1`` Event about ``ref``.
+
+        ``eventTime`` has microseconds, so ``kubectl describe`` (which sorts by it) shows
+        Events posted within one second in the order they happened.
+        """
         return {
-            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
-            "involvedObject": {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": ref.namespace},
+            "regarding": {
                 "apiVersion": ref.api_version,
                 "kind": ref.kind,
                 "name": ref.name,
                 "namespace": ref.namespace,
                 "uid": ref.uid,
             },
+            "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "reportingController": REPORTING_CONTROLLER,
+            "reportingInstance": self._instance,
+            "action": action,
             "reason": reason,
-            "message": message[:1024],
+            "note": message[:1024],
             "type": "Warning" if warning else "Normal",
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
         }
 
-    async def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        accept: str | None = None,
+    ) -> tuple[int, bytes]:
+        headers = self._credentials()
+        if accept is not None:
+            headers["Accept"] = accept
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = content_type
         try:
-            return await self._http.request(method, path, **options)
-        except httpx.TransportError as error:
+            async with self._open().request(
+                method, self._base_url + path, params=params, data=data, headers=headers
+            ) as response:
+                return response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise ApiUnreachableError(f"Kubernetes API unreachable: {error!r}") from error
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, keepalive_timeout=30.0, ssl=self._tls
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
 
     async def read(self, *, namespace: str, name: str, key: str, opt_in_label: str) -> str:
         """Read one key of a Secret of ``namespace``; never logged.
@@ -276,12 +361,22 @@ class Kube:
         return base64.b64decode(data[key]).decode()
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    if response.is_success:
-        body: dict[str, Any] = response.json()
+def _events_path(namespace: str) -> str:
+    return f"/apis/events.k8s.io/v1/namespaces/{namespace}/events"
+
+
+def _event_name(regarding: str) -> str:
+    """``<object>.<random hex>``, within the 253 characters of a DNS subdomain."""
+    return f"{regarding[:236].rstrip('.-')}.{secrets.token_hex(8)}"
+
+
+def _json(status: int, content: bytes) -> dict[str, Any]:
+    if 200 <= status < 300:
+        body: dict[str, Any] = json.loads(content)
         return body
+    text = content.decode("utf-8", "replace")
     try:
-        message = response.json().get("message", response.text)
-    except ValueError:
-        message = response.text
-    raise ApiError(response.status_code, str(message)[:500])
+        message = json.loads(content).get("message", text)
+    except (ValueError, AttributeError):
+        message = text
+    raise ApiError(status, str(message)[:500])

@@ -1,11 +1,10 @@
 """Saga and SagaDefinition handlers.
 
-Each Saga gets one Kopf daemon that runs its executor (a long create handler would block
-deletion, kopf#936) and, once the saga has finished, deletes it after
-``ttlSecondsAfterFinished``; for a saga that finished earlier the daemon only does the latter
-and exits. The daemon is not filtered on the phase: Kopf would cancel it the moment the status
-turns terminal, in the middle of its last writes. It reads the live object; changes of
-``spec.suspend`` / ``spec.abort`` only wake it up through the per-object memo.
+Sagas come in through one plain watch handler: ``services.intake`` runs one executor task per
+Saga and stops it when the Saga is deleted; the levers (``spec.suspend`` / ``spec.abort``)
+reach the executor from the same events. There is no Kopf daemon and no field handler for
+Sagas, so Kopf writes nothing to them (no finalizer, no diff-base annotation); why that is
+safe is in ``services/intake.py``.
 """
 
 from __future__ import annotations
@@ -15,20 +14,15 @@ from typing import Any
 import kopf
 
 from sagaz_operator.api.definition import GROUP, VERSION
-from sagaz_operator.services import definitions, sagas
-from sagaz_operator.services.executor import Controls
+from sagaz_operator.services import definitions
 from sagaz_operator.services.runtime import Runtime
 
 
-@kopf.daemon(GROUP, VERSION, "sagas", cancellation_timeout=30.0)
-async def execute(
-    body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
-) -> None:
-    controls = Controls(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
-    memo["controls"] = controls
+@kopf.on.event(GROUP, VERSION, "sagas")
+async def saga_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo["runtime"]
-    assert runtime.sagas is not None
-    await sagas.run(runtime.sagas, body=body, controls=controls, stopped=stopped)
+    if runtime.intake is not None:
+        runtime.intake.observe(event.get("type"), event["object"])
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"sagaz.io/saga": kopf.PRESENT})
@@ -36,14 +30,6 @@ def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo["runtime"]
     if runtime.jobs is not None:
         runtime.jobs.observe(body)
-
-
-@kopf.on.field(GROUP, VERSION, "sagas", field="spec.suspend")
-@kopf.on.field(GROUP, VERSION, "sagas", field="spec.abort")
-def levers(spec: kopf.Spec, memo: kopf.Memo, **_: Any) -> None:
-    controls: Controls | None = memo.get("controls")
-    if controls is not None:
-        controls.update(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
 
 
 @kopf.on.resume(GROUP, VERSION, "sagadefinitions")

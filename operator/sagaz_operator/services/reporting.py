@@ -31,16 +31,17 @@ from sagaz_operator.services.statuses import STATUS_BACKOFF, Notice, Sleep, Stat
 
 logger = logging.getLogger(__name__)
 
-#: Journal events worth a best-effort Kubernetes Event, and whether it is a warning. The
-#: terminal ones (SagaFinished, SagaRejected) are ``terminal_notice``s, retried.
-_EVENTS: dict[type[ev.Event], bool] = {
-    ev.SagaStarted: False,
-    ev.StepSucceeded: False,
-    ev.StepFailed: True,
-    ev.StepCancelled: True,
-    ev.CompensationStarted: True,
-    ev.CompensationSucceeded: False,
-    ev.CompensationFailed: True,
+#: Journal events worth a best-effort Kubernetes Event: whether it is a warning, and its
+#: ``action``. Events are for people (failures, compensation, the end), not a log: the
+#: journal is the log, so a saga that succeeds gets one Event, at the end. A failed attempt
+#: gets one whether or not it will be retried: a person looking at a slow saga wants to see
+#: why. The terminal ones (SagaFinished, SagaRejected) are ``terminal_notice``s, retried.
+_EVENTS: dict[type[ev.Event], tuple[bool, str]] = {
+    ev.StepFailed: (True, "Execute"),
+    ev.StepCancelled: (True, "Execute"),
+    ev.CompensationStarted: (True, "Compensate"),
+    ev.CompensationSucceeded: (False, "Compensate"),
+    ev.CompensationFailed: (True, "Compensate"),
 }
 
 
@@ -119,9 +120,10 @@ class Reporter:
         if terminal is not None:  # retried with the final status, see close()
             self._terminal = terminal
             return
-        warning = _EVENTS.get(type(event))
-        if warning is not None:
-            self._post(codec.public_type(event), _describe(event), warning=warning)
+        posted = _EVENTS.get(type(event))
+        if posted is not None:
+            warning, action = posted
+            self._post(codec.public_type(event), _describe(event), warning=warning, action=action)
 
     def database(self, *, available: bool, message: str) -> None:
         """Show on the saga whether its progress is paused for the database."""
@@ -219,9 +221,11 @@ class Reporter:
 
     # -- Events ------------------------------------------------------------------------------
 
-    def _post(self, reason: str, message: str, *, warning: bool) -> None:
+    def _post(self, reason: str, message: str, *, warning: bool, action: str = "Journal") -> None:
         task = asyncio.create_task(
-            self._kube.post_event(self._ref, reason=reason, message=message, warning=warning)
+            self._kube.post_event(
+                self._ref, reason=reason, message=message, warning=warning, action=action
+            )
         )
         self._posts.add(task)
         task.add_done_callback(self._posts.discard)

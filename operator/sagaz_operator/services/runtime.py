@@ -17,6 +17,7 @@ from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.adapters.postgres.phases import JournalPhases
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
+from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.resync import Resync
 from sagaz_operator.services.sagas import SagaRuntime
@@ -50,9 +51,10 @@ class Runtime:
         self.settings = settings
         self._journal: Journal | None = None
         self._locks: SagaLocks | None = None
-        self._http = participants.new_client()
+        self._http: participants.HttpParticipants | None = None
         self._kube: Kube | None = None
         self.sagas: SagaRuntime | None = None
+        self.intake: Intake | None = None
         self.workers: WorkerRuntime | None = None
         self.jobs: JobParticipants | None = None
         self._outbox: StatusOutbox | None = None
@@ -69,8 +71,8 @@ class Runtime:
         self._kube = Kube.from_environment()
         self._outbox = StatusOutbox(kube=self._kube)
         self._phases = await JournalPhases.open(url)
-        http = participants.HttpParticipants(
-            client=self._http, egress=self.settings.egress, secrets=self._kube
+        self._http = http = participants.HttpParticipants(
+            client=participants.new_client(), egress=self.settings.egress, secrets=self._kube
         )
         self.jobs = JobParticipants(kube=self._kube, policy=self.settings.job_policy)
         self.sagas = SagaRuntime(
@@ -92,19 +94,23 @@ class Runtime:
         self._resync = asyncio.create_task(
             resync.run_forever(interval=self.settings.resync_interval), name="status resync"
         )
+        self.intake = Intake(self.sagas)
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
         return self.sagas
 
     async def close(self) -> None:
+        if self.intake is not None:  # stops the executors; their final statuses go to the outbox
+            await self.intake.stop()
         if self._resync is not None:
             self._resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resync
         if self._outbox is not None:
             await self._outbox.close(grace=OUTBOX_GRACE_SECONDS)
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
         if self._kube is not None:
             await self._kube.close()
         if self._locks is not None:

@@ -1,0 +1,129 @@
+"""Sagas in: one executor task per Saga object, started and stopped from its watch events.
+
+Kopf's watch delivers every event of every Saga to ``Intake.observe``; the intake keeps, per
+saga, one task running ``sagas.run`` over a live copy of the object, and the user's levers
+(``spec.suspend`` / ``spec.abort``) read from each event. This replaces a Kopf daemon per
+Saga, because a daemon costs Kopf writes to every Saga: a finalizer added when the daemon
+starts and removed when it ends, and the field handlers for the levers cost a diff-base
+annotation. With the intake Kopf writes nothing to a Saga.
+
+Why no finalizer is needed:
+
+- **Deletion still stops the executor.** A ``DELETED`` event, or a ``deletionTimestamp`` (the
+  object is held by someone else's finalizer), sets the saga's stop flag; the executor stops
+  at once, without compensating, as before. Its last status write finds the object gone
+  (404), which the status writer ignores; its Events need no live object.
+- **One executor per saga** is the PostgreSQL advisory lock's job, not the finalizer's: an
+  executor still running on a deleted object (in the moment before its stop flag is seen), or
+  on another replica, cannot write the journal without the lock.
+- **Deleted while no operator ran**: nothing starts for it afterwards (the object is not
+  listed); its journal stays in PostgreSQL, as for any deleted saga.
+
+A saga whose executor returned (finished, and past its TTL wait) is remembered by uid until
+its object is deleted, so the events its own status writes cause do not start it again; that
+memory is bounded by the Sagas that exist. An executor that fails unexpectedly (a bug) is
+logged and started again after ``RESTART_SECONDS``, as Kopf did with a failed daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sagaz_operator.services import sagas
+from sagaz_operator.services.executor import Controls, wait_stopped
+
+logger = logging.getLogger(__name__)
+
+#: How long an executor that failed unexpectedly waits before it is started again.
+RESTART_SECONDS = 10.0
+#: How long stopping waits for executors to reach a safe point before cancelling them.
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass
+class _Saga:
+    body: dict[str, Any]  # updated in place from every event: the executor's live view
+    controls: Controls
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Intake:
+    def __init__(self, runtime: sagas.SagaRuntime) -> None:
+        self._runtime = runtime
+        self._running: dict[str, _Saga] = {}
+        self._finished: set[str] = set()
+
+    @property
+    def running(self) -> int:
+        """Sagas with an executor task right now (finished ones waiting out a TTL included)."""
+        return len(self._running)
+
+    def observe(self, kind: str | None, body: Mapping[str, Any]) -> None:
+        """Take one watch event (``kind`` None for the initial listing) of a Saga."""
+        meta = body.get("metadata") or {}
+        uid = meta.get("uid")
+        if not uid:
+            return
+        if kind == "DELETED" or meta.get("deletionTimestamp"):
+            self._finished.discard(uid)
+            saga = self._running.get(uid)
+            if saga is not None:
+                saga.stopped.set()
+            return
+        if uid in self._finished:
+            return
+        spec = body.get("spec") or {}
+        saga = self._running.get(uid)
+        if saga is not None:
+            saga.body.clear()
+            saga.body.update(body)
+            saga.controls.update(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
+            return
+        saga = _Saga(
+            body=dict(body),
+            controls=Controls(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort"))),
+        )
+        self._running[uid] = saga
+        saga.task = asyncio.create_task(self._run(uid, saga), name=f"saga {meta.get('name')}")
+
+    async def stop(self) -> None:
+        """Stop every executor (the operator exits); cancel those that do not stop in time."""
+        tasks = [saga.task for saga in self._running.values() if saga.task is not None]
+        for saga in self._running.values():
+            saga.stopped.set()
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self, uid: str, saga: _Saga) -> None:
+        name = saga.body["metadata"].get("name")
+        try:
+            while not saga.stopped.is_set():
+                try:
+                    await sagas.run(
+                        self._runtime, body=saga.body, controls=saga.controls, stopped=saga.stopped
+                    )
+                except Exception:
+                    logger.exception(
+                        "saga %s: the executor failed; starting it again in %gs",
+                        name,
+                        RESTART_SECONDS,
+                    )
+                    await wait_stopped(saga.stopped, RESTART_SECONDS)
+                    continue
+                if not saga.stopped.is_set():
+                    self._finished.add(uid)
+                return
+        finally:
+            if self._running.get(uid) is saga:
+                del self._running[uid]
