@@ -83,7 +83,13 @@ class FakeKube:
         self.events.setdefault(name, {"reason": reason, "message": message, "warning": warning})
 
     async def post_event(
-        self, ref: ObjectRef, *, reason: str, message: str, warning: bool = False
+        self,
+        ref: ObjectRef,
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "Reconcile",
     ) -> None:
         try:
             await self._answer("post_event", ref, {"reason": reason})

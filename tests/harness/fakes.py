@@ -132,7 +132,9 @@ class Kube:
     ) -> None:
         self.events.append((reason, message, warning))
 
-    async def post_event(self, ref: object, *, reason: str, message: str, warning: bool) -> None:
+    async def post_event(
+        self, ref: object, *, reason: str, message: str, warning: bool, action: str = ""
+    ) -> None:
         self.events.append((reason, message, warning))
 
     def conditions(self) -> dict[str, dict[str, Any]]:

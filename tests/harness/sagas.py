@@ -38,16 +38,16 @@ class Sagas:
         return result
 
     async def replace_definition(self, name: str, spec: dict[str, Any]) -> None:
-        current = await self.get(name, plural="sagadefinitions")
-        current["spec"] = spec
+        # A merge patch of the whole spec, not get-then-replace: the operator writes the
+        # definition's status meanwhile, and a replace of the read version would conflict.
         await asyncio.to_thread(
-            self._custom.replace_namespaced_custom_object,
+            self._custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
             self.namespace,
             "sagadefinitions",
             name,
-            current,
+            {"spec": spec},
         )
 
     async def delete_definition(self, name: str) -> None:

@@ -223,7 +223,7 @@ class TestRequests:
         )
 
     async def test_a_secret_without_the_opt_in_label_is_never_sent(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         secrets = Secrets(
             {("shop", "inventory-token", "token"): TOKEN}, unlabelled=frozenset({"inventory-token"})
@@ -240,7 +240,7 @@ class TestRequests:
         assert str(raised.value).startswith("header Authorization: Secret shop/inventory-token")
 
     async def test_a_missing_secret_is_retried_and_names_the_header(
-        self, server: ParticipantServer, client: httpx.AsyncClient
+        self, server: ParticipantServer, client: aiohttp.ClientSession
     ) -> None:
         participants = HttpParticipants(
             client=client, egress=egress.EgressPolicy(), secrets=Secrets({}), now=lambda: NOW

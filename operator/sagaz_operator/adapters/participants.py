@@ -472,7 +472,7 @@ def _output(response: aiohttp.ClientResponse, body: bytes, attempt: _Attempt) ->
         output: Json = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:  # nested past the parser's stack: the answer came, it cannot be kept
         raise PermanentParticipantError(
-            f"{attempt.target} answered {response.status_code} with JSON nested too deeply to "
+            f"{attempt.target} answered {response.status} with JSON nested too deeply to "
             "parse; the output cannot be kept",
             outcome_unknown=True,
         ) from None

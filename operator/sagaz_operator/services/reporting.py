@@ -62,7 +62,13 @@ class ReportingPort(Protocol):
     ) -> None: ...
 
     async def post_event(
-        self, ref: ObjectRef, *, reason: str, message: str, warning: bool = False
+        self,
+        ref: ObjectRef,
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "Reconcile",
     ) -> None: ...
 
 
