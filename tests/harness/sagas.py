@@ -38,17 +38,26 @@ class Sagas:
         return result
 
     async def replace_definition(self, name: str, spec: dict[str, Any]) -> None:
-        current = await self.get(name, plural="sagadefinitions")
-        current["spec"] = spec
-        await asyncio.to_thread(
-            self._custom.replace_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            "sagadefinitions",
-            name,
-            current,
-        )
+        """Replace the definition's spec; read again and retry when the operator wrote its
+        status in between (409 Conflict: optimistic concurrency, as any client must)."""
+        for _ in range(10):
+            current = await self.get(name, plural="sagadefinitions")
+            current["spec"] = spec
+            try:
+                await asyncio.to_thread(
+                    self._custom.replace_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    "sagadefinitions",
+                    name,
+                    current,
+                )
+                return
+            except client.ApiException as error:
+                if error.status != 409:
+                    raise
+        raise TimeoutError(f"SagaDefinition {name} kept changing under the replace")
 
     async def delete_definition(self, name: str) -> None:
         await asyncio.to_thread(
