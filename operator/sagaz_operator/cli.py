@@ -16,6 +16,13 @@ from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services import runtime
 
+#: Python's recursion limit for the operator. The apiserver stores JSON nested up to 10,000
+#: levels (Go's decoder stops there), and Python's json module needs one level of its
+#: recursion limit per level of nesting: at the default 1,000, one deeply nested Saga made
+#: Kopf's watch fail to parse the list, and the whole operator stop, for every object.
+#: Nesting is then judged per saga (``domain.storable.MAX_DEPTH``): that saga is rejected.
+RECURSION_LIMIT = 25_000
+
 
 def _operator_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -69,6 +76,7 @@ def _logging_arguments(parser: argparse.ArgumentParser) -> None:
 
 def operator_main(argv: Sequence[str] | None = None) -> None:
     args = _operator_arguments(argv)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     logs.configure(verbose=args.verbose, json_format=args.log_format == "json")
     try:
         settings = Settings.from_environment()

@@ -9,12 +9,18 @@ operator is still the same process afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from harness import stack
 from harness.operator import OperatorProcess
 from harness.participants import Fail, ParticipantServer, Respond
 from harness.sagas import Sagas
@@ -189,3 +195,44 @@ async def test_a_saga_created_afterwards_still_succeeds(
     phases = await sagas.wait_all(["hostile", "fine"], within=60)
 
     assert phases == {"hostile": "Failed", "fine": "Succeeded"}
+
+
+@pytest.fixture
+def deep_json() -> Iterator[None]:
+    """This process reads the deep object back too (the watch): as deep as the operator."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(25_000)
+    yield
+    sys.setrecursionlimit(before)
+
+
+@pytest.mark.usefixtures("deep_json")
+async def test_input_nested_thousands_deep_fails_that_saga_and_stops_nothing(
+    cluster: stack.Cluster, sagas: Sagas, participants: ParticipantServer, tmp_path: Path
+) -> None:
+    """The apiserver stores JSON nested up to 10,000 levels; Python parses 1,000 by default.
+
+    Before the fix, one such Saga made Kopf's watch fail to parse the list, and the operator
+    stopped, for every object. (The Python client cannot even send it: kubectl does.)
+    """
+    participants.on("/a", Respond())
+    participants.on("/b", Respond())
+    depth = 5000
+    manifest = tmp_path / "deep.json"
+    steps = json.dumps(two_steps(participants))
+    manifest.write_text(
+        '{"apiVersion": "sagaz.io/v1alpha1", "kind": "Saga", "metadata": {"name": "deep"},'
+        f' "spec": {{"definition": {steps}, "input": {{"x": {"[" * depth}{"]" * depth}}}}}}}'
+    )
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [stack.kubectl(), "--kubeconfig", str(cluster.kubeconfig), "-n", sagas.namespace,
+         "create", "-f", str(manifest)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    await sagas.start("shallow", {"definition": two_steps(participants)})
+
+    phases = await sagas.wait_all(["deep", "shallow"], within=60)
+
+    assert phases == {"deep": "Failed", "shallow": "Succeeded"}

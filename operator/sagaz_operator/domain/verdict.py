@@ -3,10 +3,10 @@
 The saga service gathers (the Saga's body, and the SagaDefinition it names, if it names one);
 ``decide`` judges, in order, and the first failed check is the verdict:
 
-1. the spec is well-formed (exactly one of ``definitionRef`` / ``definition``...);
-2. the referenced SagaDefinition exists;
-3. the input and the definition can be stored at all (``storable``: no NUL, no lone
-   surrogate, no absurd nesting) — otherwise nothing else could be journaled either;
+1. the input can be stored at all (``storable``: no NUL, no lone surrogate, no absurd
+   nesting) — otherwise nothing else could be journaled either;
+2. the spec is well-formed (exactly one of ``definitionRef`` / ``definition``...);
+3. the referenced SagaDefinition exists, and it (or the inline one) can be stored;
 4. the definition is valid (schema, graph, templates);
 5. the input matches the definition's ``inputSchema``.
 
@@ -89,6 +89,10 @@ def decide(body: Mapping[str, Any], *, referenced: Referenced | None) -> Verdict
         )
         return Verdict(record=record, definition=definition, rejection=rejection)
 
+    # Before the model: an input nested past its recursion guard would be misreported.
+    found = storable.problem(saga_input, path="spec.input")
+    if found is not None:
+        return verdict("", 0, {}, found)
     try:
         spec = SagaSpec.model_validate(raw_spec)
     except pydantic.ValidationError as error:
@@ -107,9 +111,6 @@ def decide(body: Mapping[str, Any], *, referenced: Referenced | None) -> Verdict
             return verdict(name, 0, {}, message)
         source, generation, where = referenced.spec, referenced.generation, "spec"
         label = f"SagaDefinition '{name}'"
-    found = storable.problem(saga_input, path="spec.input")
-    if found is not None:
-        return verdict(name, generation, source, found)
     found = storable.problem(source, path=where)
     if found is not None:
         return verdict(name, generation, source, f"{label} cannot be stored: {found}")

@@ -87,7 +87,17 @@ class TestDecide:
         )
 
         assert judged.record.input == {}
-        assert judged.record.definition == STEPS
+        assert judged.record.definition == {}  # judged before the definition was looked at
+
+    def test_input_nested_past_the_limit_is_named_not_misreported_by_the_model(self) -> None:
+        deep: Any = 1
+        for _ in range(3000):
+            deep = [deep]
+        judged = verdict.decide(
+            saga({"definitionRef": {"name": "shop"}, "input": {"x": deep}}), referenced=ref(STEPS)
+        )
+
+        assert judged.rejection == "spec.input.x" + "[0]" * 64 + ": is nested deeper than 64 levels"
 
 
 class TestRederive:
