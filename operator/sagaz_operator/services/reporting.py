@@ -2,8 +2,9 @@
 
 The status is a projection of the journal, so it may lag but never lead. It is coalesced:
 ``publish`` only records the latest state and a background task writes it at most once per
-``interval`` — a burst of transitions costs one PATCH, not one each — except the final
-state, which ``close`` writes at once.
+``interval``, the first time one ``interval`` after the first change — a burst of transitions
+costs one PATCH, not one each, and a saga that finishes within one interval is written once —
+except the final state, which ``close`` writes at once.
 """
 
 from __future__ import annotations
@@ -119,9 +120,9 @@ class Reporter:
     async def _flush_forever(self) -> None:
         while True:
             await self._dirty.wait()
+            await asyncio.sleep(self._interval)  # a saga done by then is written once, by close
             self._dirty.clear()
             await self._write()
-            await asyncio.sleep(self._interval)
 
     async def _write(self) -> None:
         if self._latest is None:
