@@ -2,8 +2,10 @@
 
 The status is a projection of the journal, so it may lag but never lead. It is coalesced:
 ``publish`` only records the latest state and a background task writes it at most once per
-``interval`` — a burst of transitions costs one PATCH, not one each. A write that fails is
-tried again, backing off (``statuses.STATUS_BACKOFF``) while the API server is away.
+``interval``, the first time one ``interval`` after the first change — a burst of
+transitions costs one PATCH, not one each, and a saga that finishes within one interval is
+written once, at the end. A write that fails is tried again, backing off
+(``statuses.STATUS_BACKOFF``) while the API server is away.
 
 A finished saga's final status and its terminal Event are not written here: ``close`` hands
 them to the per-process status outbox (``services.statuses``), which retries them until they
@@ -186,15 +188,15 @@ class Reporter:
         failures = 0
         while True:
             await self._dirty.wait()
+            await self._sleep(self._interval)  # a saga done by then is written once, by close
             self._dirty.clear()
             if await self._write():
                 failures = 0
-                await self._sleep(self._interval)
                 continue
             failures += 1
             self._dirty.set()  # try again, even if nothing new is published meanwhile
             delay = backoff.delay_seconds(STATUS_BACKOFF, attempt=failures, jitter=self._jitter())
-            await self._sleep(max(self._interval, delay))
+            await self._sleep(max(0.0, delay - self._interval))
 
     def _status(self) -> dict[str, Json]:
         assert self._latest is not None
