@@ -16,6 +16,7 @@ from sagaz_operator.domain import definitions, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import SagaUid
 from sagaz_operator.services.reporting import Reporter
+from sagaz_operator.services.statuses import StatusOutbox
 
 UID = str(uuid.uuid4())
 REF = ObjectRef(kind="Saga", plural="sagas", namespace="shop", name="order-1", uid=UID)
@@ -31,6 +32,7 @@ async def apiserver() -> AsyncIterator[ParticipantServer]:
 def reporter(kube: Kube, *, interval: float) -> Reporter:
     return Reporter(
         kube=kube,
+        outbox=StatusOutbox(kube=kube),
         ref=REF,
         definition_name="inline",
         definition_generation=1,

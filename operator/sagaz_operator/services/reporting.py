@@ -185,18 +185,20 @@ class Reporter:
     # -- status ------------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
+        await self._dirty.wait()
+        await self._sleep(self._interval)  # a saga done by then is written once, by close
         failures = 0
         while True:
             await self._dirty.wait()
-            await self._sleep(self._interval)  # a saga done by then is written once, by close
             self._dirty.clear()
             if await self._write():
                 failures = 0
+                await self._sleep(self._interval)
                 continue
             failures += 1
             self._dirty.set()  # try again, even if nothing new is published meanwhile
             delay = backoff.delay_seconds(STATUS_BACKOFF, attempt=failures, jitter=self._jitter())
-            await self._sleep(max(0.0, delay - self._interval))
+            await self._sleep(max(self._interval, delay))
 
     def _status(self) -> dict[str, Json]:
         assert self._latest is not None

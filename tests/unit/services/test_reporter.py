@@ -74,7 +74,7 @@ async def test_status_writes_back_off_while_the_api_server_is_away() -> None:
 
     async def sleep(seconds: float) -> None:
         delays.append(seconds)
-        if len(delays) == 4:
+        if len(delays) == 5:
             kube.restore()
         await asyncio.sleep(0)
 
@@ -83,5 +83,6 @@ async def test_status_writes_back_off_while_the_api_server_is_away() -> None:
     await asyncio.wait_for(kube.written.wait(), timeout=5)
     await target.close()
 
-    assert delays[:4] == [0.25, 0.5, 1.0, 2.0]  # STATUS_BACKOFF's halves: equal jitter at 0
+    # One interval before the first write, then STATUS_BACKOFF's halves (equal jitter at 0).
+    assert delays[:5] == [0.01, 0.25, 0.5, 1.0, 2.0]
     assert kube.statuses[UID]["phase"] == "Running"
