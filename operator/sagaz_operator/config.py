@@ -5,6 +5,7 @@
     SAGAZ_ALLOWED_NETWORKS        participant networks allowed (comma-separated CIDRs)
     SAGAZ_ALLOW_LINK_LOCAL        "true" to allow 169.254.0.0/16 (cloud metadata!) targets
     SAGAZ_METRICS_ADDRESS         host:port for /metrics, e.g. 0.0.0.0:8080 (unset: off)
+    SAGAZ_API_ADDRESS             host:port of the read-only HTTP API (/api/v1/...) (unset: off)
     SAGAZ_STATUS_INTERVAL         seconds between coalesced status writes per saga (default 1)
     SAGAZ_JOB_STEPS               "disabled" refuses every Job step (default: enabled)
     SAGAZ_JOB_ALLOWED_IMAGES      image globs Job steps may use (comma-separated; unset: any)
@@ -34,6 +35,7 @@ class Settings:
     database_url: str
     egress: egress.EgressPolicy
     metrics_address: tuple[str, int] | None = None
+    api_address: tuple[str, int] | None = None
     status_interval: float = 1.0
     worker_image: str = DEFAULT_WORKER_IMAGE
     job_policy: jobs.JobPolicy = field(default_factory=jobs.JobPolicy)
@@ -54,6 +56,7 @@ class Settings:
                 allow_link_local=env.get("SAGAZ_ALLOW_LINK_LOCAL", "").lower() == "true",
             ),
             metrics_address=environment.address(env, "SAGAZ_METRICS_ADDRESS", ""),
+            api_address=environment.address(env, "SAGAZ_API_ADDRESS", ""),
             status_interval=_positive(environment.seconds(env, "SAGAZ_STATUS_INTERVAL", 1.0)),
             worker_image=env.get("SAGAZ_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE,
             job_policy=_job_policy(env),

@@ -12,6 +12,7 @@ from sagaz_operator.adapters.postgres import migrations
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
+from sagaz_operator.adapters.readapi.server import ApiServer
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services.outboxworkers import WorkerRuntime
@@ -47,6 +48,7 @@ class Runtime:
         self.sagas: SagaRuntime | None = None
         self.workers: WorkerRuntime | None = None
         self.jobs: JobParticipants | None = None
+        self._api: ApiServer | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -71,9 +73,14 @@ class Runtime:
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
+        if self.settings.api_address is not None:
+            host, port = self.settings.api_address
+            self._api = await ApiServer.start(url, host=host, port=port, clock=utc_now)
         return self.sagas
 
     async def close(self) -> None:
+        if self._api is not None:
+            await self._api.close()
         await self._http.aclose()
         if self._kube is not None:
             await self._kube.close()
