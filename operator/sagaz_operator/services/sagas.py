@@ -29,6 +29,7 @@ from sagaz_operator.domain import definitions, inputs, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Definition, Json, SagaUid
 from sagaz_operator.errors import DefinitionError
+from sagaz_operator.services import levers
 from sagaz_operator.services.executor import (
     Clock,
     Controls,
@@ -128,6 +129,10 @@ async def run(
             metrics.sagas_active.dec()
             await runtime.locks.release(uid)
         if final.finished_at is not None:  # no longer active while it waits out its TTL
+            if await levers.await_retry(
+                body=body, controls=controls, final=final, stopped=stopped, clock=runtime.clock
+            ):
+                continue  # spec.retry was raised: run it again from the journal
             await _expire(runtime, body=body, finished_at=final.finished_at, stopped=stopped)
         return
 
