@@ -29,6 +29,17 @@ from sagaz_operator.domain.model import Json
 #: The most rows one page may have, whatever the client asks for.
 MAX_PAGE = 500
 
+#: A listed saga with its progress and start, read from the first rows of its journal (by the
+#: journal's primary key, for the page's rows only).
+_LISTED = """SELECT s.*,
+    jsonb_array_length(CASE jsonb_typeof(s.definition -> 'steps')
+        WHEN 'array' THEN s.definition -> 'steps' ELSE '[]' END) AS step_count,
+    (SELECT count(DISTINCT j.event ->> 'step') FROM sagaz_journal j
+        WHERE j.saga_uid = s.uid AND j.event_type = 'StepSucceeded') AS succeeded,
+    (SELECT (j.event ->> 'at')::timestamptz FROM sagaz_journal j
+        WHERE j.saga_uid = s.uid AND j.event_type = 'SagaStarted' LIMIT 1) AS started_at
+    FROM sagaz_sagas s"""
+
 
 @dataclass(frozen=True, kw_only=True)
 class SagaFilter:
@@ -49,6 +60,8 @@ class SagaRow:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    progress: str | None = None  # "succeeded/steps", in lists only
+    started_at: datetime | None = None  # in lists only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +123,7 @@ class Reads:
             clauses.append(
                 f"(namespace, name, uid) > ({arg(namespace)}, {arg(name)}, {arg(_uuid(uid))})"
             )
-        sql = "SELECT * FROM sagaz_sagas"
+        sql = _LISTED
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += f" ORDER BY namespace, name, uid LIMIT {arg(_page(limit))}"
@@ -219,4 +232,8 @@ def _saga_row(row: asyncpg.Record) -> SagaRow:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        progress=(
+            f"{row['succeeded']}/{row['step_count']}" if row.get("succeeded") is not None else None
+        ),
+        started_at=row.get("started_at"),
     )

@@ -150,6 +150,11 @@ DOCUMENT: dict[str, Any] = {
                     },
                     "phase": {"type": "string"},
                     "journalLength": {"type": "integer"},
+                    "progress": {
+                        "type": ["string", "null"],
+                        "description": "Succeeded steps out of all, e.g. 3/5 (lists only).",
+                    },
+                    "startedAt": _TIME,
                     "createdAt": _TIME,
                     "updatedAt": _TIME,
                     "finishedAt": _TIME,

@@ -235,6 +235,8 @@ def _saga_summary(row: SagaRow) -> dict[str, Json]:
         },
         "phase": row.phase,
         "journalLength": row.version,
+        "progress": row.progress,
+        "startedAt": _time(row.started_at),
         "createdAt": _time(row.created_at),
         "updatedAt": _time(row.updated_at),
         "finishedAt": _time(row.finished_at),
