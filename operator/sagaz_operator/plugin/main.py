@@ -157,7 +157,7 @@ def _lever(name: str) -> Callable[[argparse.Namespace], int]:
         field = "abort" if name == "abort" else "suspend"
         saga = kube.saga(args.name)
         _patch(kube, args.name, {"spec": {field: value}})
-        print(f"saga.sagaz.io/{args.name} {'aborted' if name == 'abort' else name + 'd'}")
+        print(f"saga.sagaz.io/{args.name} {name.removesuffix('e')}ed")
         if not args.wait:
             return _refused(kube, args.name, field, since=saga)
         done: Callable[[dict[str, Any]], bool] = {
