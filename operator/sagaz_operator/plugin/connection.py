@@ -95,8 +95,8 @@ class Kube:
             headers={"Content-Type": "application/merge-patch+json"},
         )
 
-    def saga_names(self) -> list[str]:
-        body = _checked(self.request("GET", _path("sagas", self.namespace, None)))
+    def names(self, plural: str) -> list[str]:
+        body = _checked(self.request("GET", _path(plural, self.namespace, None)))
         return sorted(item["metadata"]["name"] for item in body.get("items", []))
 
 
