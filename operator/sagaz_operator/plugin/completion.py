@@ -20,7 +20,15 @@ from sagaz_operator.plugin.connection import Kube, PluginError, Target
 COMMANDS = ("get", "history", "graph", "retry", "suspend", "resume", "abort", "validate")
 _COMMON = ("--namespace", "--context", "--kubeconfig", "--api", "--api-service")
 FLAGS = {
-    "get": (*_COMMON, "--all-namespaces", "--phase", "--definition", "--limit", "--output"),
+    "get": (
+        *_COMMON,
+        "--all-namespaces",
+        "--all-runs",
+        "--phase",
+        "--definition",
+        "--limit",
+        "--output",
+    ),
     "history": (*_COMMON, "--output"),
     "graph": (*_COMMON, "--definition", "--output"),
     "validate": ("--filename",),
