@@ -6,6 +6,7 @@
 #
 #   hack/operator.sh start   install the CRDs, start shop + operator + relay (kept if running)
 #   hack/operator.sh stop    stop them (by pid)
+# The operator serves its read API on the loopback port make up chose (SAGAZ_API_URL in .dev/env).
 # Logs: .dev/operator.log, .dev/shop.log, .dev/relay.log
 source "$(dirname "$0")/lib.sh"
 
@@ -18,8 +19,10 @@ start() {
   local port_file=$SAGAZ_STATE/operator.port
   if ! daemon_running operator; then free_port >"$port_file"; fi
   # Every namespace but the test suite's own (e2e-*), which its own operators serve.
-  start_daemon operator "$REPO_ROOT/.venv/bin/sagaz-operator" --namespace '!e2e-*' --standalone \
-    --liveness "http://127.0.0.1:$(cat "$port_file")/healthz"
+  [[ -s $SAGAZ_STATE/api.port ]] || free_port >"$SAGAZ_STATE/api.port"  # a stack from before
+  SAGAZ_API_ADDRESS="127.0.0.1:$(cat "$SAGAZ_STATE/api.port")" \
+    start_daemon operator "$REPO_ROOT/.venv/bin/sagaz-operator" --namespace '!e2e-*' --standalone \
+      --liveness "http://127.0.0.1:$(cat "$port_file")/healthz"
   wait_for "the operator" 60 curl -fsS "http://127.0.0.1:$(cat "$port_file")/healthz"
   local relay_port=$SAGAZ_STATE/relay.port
   if ! daemon_running relay; then free_port >"$relay_port"; fi

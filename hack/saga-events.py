@@ -1,6 +1,6 @@
 """Print the saga events of one saga from Kafka (topic saga-events), as the demo shows them.
 
-    .venv/bin/python hack/saga-events.py <saga-uid>     (after `source .dev/env`)
+.venv/bin/python hack/saga-events.py <saga-uid>     (after `source .dev/env`)
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@
     SAGAZ_ALLOWED_NETWORKS        participant networks allowed (comma-separated CIDRs)
     SAGAZ_ALLOW_LINK_LOCAL        "true" to allow 169.254.0.0/16 (cloud metadata!) targets
     SAGAZ_METRICS_ADDRESS         host:port for /metrics, e.g. 0.0.0.0:8080 (unset: off)
+    SAGAZ_API_ADDRESS             host:port of the read-only HTTP API (/api/v1/...) (unset: off)
     SAGAZ_STATUS_INTERVAL         seconds between coalesced status writes per saga (default 1)
     SAGAZ_RESYNC_INTERVAL         seconds between checks that every saga's status phase matches
                                   its journal, repairing those that do not (default 60)
@@ -36,6 +37,7 @@ class Settings:
     database_url: str
     egress: egress.EgressPolicy
     metrics_address: tuple[str, int] | None = None
+    api_address: tuple[str, int] | None = None
     status_interval: float = 1.0
     resync_interval: float = 60.0
     worker_image: str = DEFAULT_WORKER_IMAGE
@@ -57,6 +59,7 @@ class Settings:
                 allow_link_local=env.get("SAGAZ_ALLOW_LINK_LOCAL", "").lower() == "true",
             ),
             metrics_address=environment.address(env, "SAGAZ_METRICS_ADDRESS", ""),
+            api_address=environment.address(env, "SAGAZ_API_ADDRESS", ""),
             status_interval=_positive(
                 "SAGAZ_STATUS_INTERVAL", environment.seconds(env, "SAGAZ_STATUS_INTERVAL", 1.0)
             ),

@@ -24,6 +24,7 @@ from kubernetes import client
 from harness import chart, kube, stack
 from harness.operator import OperatorProcess
 from harness.participants import ParticipantServer, Respond
+from harness.plugin import Plugin
 from harness.sagas import Sagas, kwok_job
 
 pytestmark = pytest.mark.cluster
@@ -99,6 +100,29 @@ def installed(
         yield name
     finally:
         helm(cluster, "uninstall", name, "-n", namespace)
+
+
+def test_the_read_api_is_served_behind_a_service_unless_turned_off(cluster: stack.Cluster) -> None:
+    def rendered(*values: str) -> list[dict[str, Any]]:
+        text = helm(cluster, "template", "r", str(CHART), *values)
+        return [doc for doc in yaml.safe_load_all(text) if doc]
+
+    on = rendered("--set", "api.port=9999")
+    services = {d["metadata"]["name"]: d for d in on if d["kind"] == "Service"}
+    api = services["r-sagaz-operator-api"]
+    assert api["spec"]["ports"] == [{"name": "http", "port": 9999, "targetPort": "api"}]
+    assert api["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+    container = next(d for d in on if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert {"name": "SAGAZ_API_ADDRESS", "value": "0.0.0.0:9999"} in container["env"]
+
+    off = rendered("--set", "api.enabled=false")
+    assert "r-sagaz-operator-api" not in {d["metadata"]["name"] for d in off}
+    container = next(d for d in off if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert all(e["name"] != "SAGAZ_API_ADDRESS" for e in container["env"])
 
 
 @pytest.fixture
@@ -286,3 +310,20 @@ async def test_with_watch_namespaces_the_operator_has_secret_and_job_rights_only
         await run_as_chart(
             k8s, kubeconfig, served=served, postgres_url=postgres_url, log=tmp_path / "op.log"
         )
+
+
+async def test_the_plugin_finds_the_charts_api_service_through_the_apiserver(
+    cluster: stack.Cluster, release: tuple[str, str]
+) -> None:
+    """Only the way there is verified: the local cluster's pods run no containers, so the
+    apiserver's proxy cannot reach the API behind the Service, and the plugin says so."""
+    name, namespace = release
+    plugin = Plugin(cluster.kubeconfig, namespace, api=None)
+
+    result = await plugin("get")
+
+    assert result.code == 1
+    assert result.err.startswith(
+        f"error: cannot reach the Sagaz read API through the service "
+        f"{namespace}/{name}-sagaz-operator-api"
+    )

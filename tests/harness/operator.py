@@ -37,10 +37,12 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.metrics_port = 0
+        self.api_port = 0
 
     def start(self, *, timeout: float = 60) -> None:
         self.port = free_port()
         self.metrics_port = free_port()
+        self.api_port = free_port()
         command = [
             str(Path(sys.executable).with_name("sagaz-operator")),
             "--standalone",
@@ -56,6 +58,7 @@ class OperatorProcess:
             "SAGAZ_DATABASE_URL": self.database_url,
             "SAGAZ_STATUS_INTERVAL": "0.3",
             "SAGAZ_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
+            "SAGAZ_API_ADDRESS": f"127.0.0.1:{self.api_port}",
             **self.env,
         }
         with self.log.open("ab") as out:
@@ -74,6 +77,11 @@ class OperatorProcess:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError(f"the operator did not become live within {timeout}s; see {self.log}")
+
+    @property
+    def api_url(self) -> str:
+        """The read API (``SAGAZ_API_ADDRESS``), as ``kubectl sagaz --api`` takes it."""
+        return f"http://127.0.0.1:{self.api_port}"
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as answer:

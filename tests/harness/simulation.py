@@ -81,13 +81,25 @@ class Run:
         return next(e.at for e in self.of(kind) if getattr(e, "step", None) == step)
 
 
-def simulate(definition: Definition, script: Script | None = None, *, limit: int = 10_000) -> Run:
+def simulate(
+    definition: Definition,
+    script: Script | None = None,
+    *,
+    limit: int = 10_000,
+    after: Run | None = None,
+    then: Callable[[state.SagaState, datetime], ev.Event] | None = None,
+) -> Run:
+    """Run the saga to its end; or go on ``after`` an earlier run (which ended), first
+    recording the event ``then`` makes of its state, one second after its last event."""
     script = script or Script()
     current = state.initial(uid=SagaUid("uid-1"), definition=definition)
     journal: list[ev.Event] = []
     calls: dict[tuple[str, bool], tuple[datetime, ev.Event]] = {}
     interventions = sorted(script.interventions, key=lambda item: item[0])
     now = T0
+    if after is not None:
+        current, journal = after.state, list(after.journal)
+        now = journal[-1].at + timedelta(seconds=1)
 
     def apply(event: ev.Event) -> None:
         nonlocal current
@@ -103,6 +115,8 @@ def simulate(definition: Definition, script: Script | None = None, *, limit: int
             case ev.CompensationFailed(step=name):
                 calls.pop((name, True), None)
 
+    if then is not None:
+        apply(then(current, now))
     for _ in range(limit):
         decision = engine.decide(current, now)
         if decision.events:

@@ -89,6 +89,15 @@ class SagaSpec(ApiModel):
     abort: bool = Field(
         False, description="True: stop and compensate every step that ran (reason Aborted)."
     )
+    retry: int = Field(
+        0,
+        ge=0,
+        description="Raise by one to retry a saga that stopped short: a CompensationFailed saga"
+        " retries its failed compensations with a fresh retry budget; a Failed saga whose"
+        " Retriable steps ran out of time retries them under a new deadline. Any other phase"
+        " refuses it (condition LeverRefused, reason RetryRefused). Each value is acted on once;"
+        " status.observedRetry acknowledges it.",
+    )
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Seconds after which a finished Saga is deleted. Omitted: kept."
     )
@@ -149,6 +158,9 @@ class SagaStatus(ApiModel):
     progress: str | None = Field(None, description="Finished steps out of all steps, e.g. 3/5.")
     current_step: str | None = Field(
         None, description="The step running (or compensating) now; several are comma-separated."
+    )
+    observed_retry: int | None = Field(
+        None, ge=0, description="The last spec.retry acted on (applied or refused)."
     )
     steps: tuple[StepStatus, ...] | None = Field(
         None,

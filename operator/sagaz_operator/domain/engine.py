@@ -287,7 +287,7 @@ class _Planner:
         policy = policy or self.state.definition.step(name).retry
         delay = backoff.next_delay_seconds(
             policy.backoff,
-            attempt=tries.count,
+            attempt=tries.budgeted,
             jitter=self.jitter(f"{self.state.uid}/{name}/{purpose}/{tries.count}"),
             retry_after_seconds=tries.retry_after_seconds,
         )

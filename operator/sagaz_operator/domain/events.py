@@ -141,6 +141,25 @@ class AbortRequested:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetryRequested:
+    """``spec.retry`` was raised to ``request`` and applies (see ``levers``): failed
+    compensations get a fresh retry budget, or Retriable steps past the Pivot a new deadline."""
+
+    at: datetime
+    request: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryRefused:
+    """``spec.retry`` was raised to ``request`` where a retry does not apply; nothing changes
+    but the acknowledgement, so the same request is never applied later by surprise."""
+
+    at: datetime
+    request: int
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SagaFinished:
     at: datetime
     outcome: Outcome
@@ -161,5 +180,7 @@ Event: TypeAlias = (
     | CompensationFailed
     | SuspendChanged
     | AbortRequested
+    | RetryRequested
+    | RetryRefused
     | SagaFinished
 )

@@ -40,6 +40,7 @@ def status(
         "finishedAt": _time(state.finished_at),
         "duration": _duration(state, now),
         "steps": [_step(name, step) for name, step in steps.items()],
+        "observedRetry": state.retry_seen,
     }
     return result
 

@@ -34,9 +34,17 @@ class Tries:
     in_flight_since: datetime | None = None  # the current attempt was dispatched then
     last_failure_at: datetime | None = None  # set while waiting for the next attempt
     retry_after_seconds: float | None = None  # what the participant asked for, if anything
+    # Attempts before the last RetryRequested: they do not count against the retry budget
+    # (attempt numbers go on growing, so Job names and backoff jitter never repeat).
+    budget_from: int = 0
+
+    @property
+    def budgeted(self) -> int:
+        """Attempts made since the budget was last renewed."""
+        return self.count - self.budget_from
 
     def dispatched(self, *, attempt: int, at: datetime) -> Tries:
-        return Tries(count=attempt, in_flight_since=at)
+        return Tries(count=attempt, in_flight_since=at, budget_from=self.budget_from)
 
     def failed(self, *, at: datetime, retry_after_seconds: float | None) -> Tries:
         return replace(
@@ -44,7 +52,11 @@ class Tries:
         )
 
     def settled(self) -> Tries:
-        return Tries(count=self.count)
+        return Tries(count=self.count, budget_from=self.budget_from)
+
+    def renewed(self) -> Tries:
+        """Settled, with a fresh retry budget, and due at once."""
+        return Tries(count=self.count, budget_from=self.count)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +102,7 @@ class SagaState:
     compensating: bool = False
     suspended: bool = False
     abort_requested: bool = False
+    retry_seen: int = 0  # the highest spec.retry journaled, applied or refused
 
     @property
     def phase(self) -> SagaPhase:
@@ -223,6 +236,10 @@ def evolve(state: SagaState, event: ev.Event) -> SagaState:
             return replace(state, suspended=suspended)
         case ev.AbortRequested():
             return replace(state, abort_requested=True)
+        case ev.RetryRefused(request=request):
+            return replace(state, retry_seen=request)
+        case ev.RetryRequested():
+            return _retried(state, event)
         case ev.SagaFinished(outcome=outcome, message=message, at=at):
             return replace(state, outcome=outcome, message=message, finished_at=at)
     raise TypeError(f"not a saga event: {event!r}")  # pragma: no cover - exhaustive match
@@ -239,7 +256,7 @@ def _step_failed(state: SagaState, event: ev.StepFailed) -> StepState:
     # A Retriable step (after the pivot) must eventually succeed: it retries whatever the
     # error, until the saga deadline. Other steps retry retryable errors while attempts last.
     retry = spec.kind is StepKind.RETRIABLE or (
-        event.retryable and backoff.attempts_left(spec.retry, attempts=step.action.count)
+        event.retryable and backoff.attempts_left(spec.retry, attempts=step.action.budgeted)
     )
     if retry:
         return replace(
@@ -261,7 +278,7 @@ def _step_failed(state: SagaState, event: ev.StepFailed) -> StepState:
 def _compensation_failed(state: SagaState, event: ev.CompensationFailed) -> StepState:
     step = state.steps[event.step]
     policy = state.definition.compensation_retry
-    if event.retryable and backoff.attempts_left(policy, attempts=step.compensation.count):
+    if event.retryable and backoff.attempts_left(policy, attempts=step.compensation.budgeted):
         return replace(
             step,
             compensation=step.compensation.failed(
@@ -275,7 +292,44 @@ def _compensation_failed(state: SagaState, event: ev.CompensationFailed) -> Step
         compensation=step.compensation.settled(),
         finished_at=event.at,
         error="compensation "
-        + _final_error(event.error, attempts=step.compensation.count, retryable=event.retryable),
+        + _final_error(event.error, attempts=step.compensation.budgeted, retryable=event.retryable),
+    )
+
+
+def _retried(state: SagaState, event: ev.RetryRequested) -> SagaState:
+    """The saga goes on where it stopped (``levers.retry`` decided that it may).
+
+    CompensationFailed: the failed compensations are due again with a fresh budget; the saga
+    compensates on (steps they blocked follow once they succeed). Failed past the Pivot: the
+    Retriable steps that ran out of time are due again, under a new saga deadline.
+    """
+    steps = dict(state.steps)
+    for name, step in state.steps.items():
+        if step.phase is StepPhase.COMPENSATION_FAILED:
+            steps[name] = replace(
+                step,
+                phase=StepPhase.COMPENSATING,
+                compensation=step.compensation.renewed(),
+                finished_at=None,
+            )
+        elif state.outcome is ev.Outcome.FAILED and step.phase is StepPhase.FAILED:
+            steps[name] = replace(
+                step, phase=StepPhase.RUNNING, action=step.action.renewed(), finished_at=None
+            )
+    deadline = state.deadline
+    failure = state.failure
+    if state.outcome is ev.Outcome.FAILED:
+        deadline = event.at + timedelta(seconds=state.definition.timeout_seconds)
+        failure = None
+    return replace(
+        state,
+        steps=steps,
+        retry_seen=event.request,
+        outcome=None,
+        finished_at=None,
+        message="",
+        deadline=deadline,
+        failure=failure,
     )
 
 

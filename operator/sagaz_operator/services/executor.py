@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sagaz_operator.domain import engine, state, storable
+from sagaz_operator.domain import engine, levers, state, storable
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Purpose, StepName
 from sagaz_operator.errors import (
@@ -81,15 +81,17 @@ DATABASE_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 @dataclass
 class Controls:
-    """The user's levers (``spec.suspend``, ``spec.abort``), as last seen on the object."""
+    """The user's levers (``spec.suspend``, ``spec.abort``, ``spec.retry``), as last seen."""
 
     suspend: bool = False
     abort: bool = False
+    retry: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    parked: bool = False  # the saga has finished: its daemon waits (for spec.retry, its TTL)
 
-    def update(self, *, suspend: bool, abort: bool) -> None:
-        if (suspend, abort) != (self.suspend, self.abort):
-            self.suspend, self.abort = suspend, abort
+    def update(self, *, suspend: bool, abort: bool, retry: int = 0) -> None:
+        if (suspend, abort, retry) != (self.suspend, self.abort, self.retry):
+            self.suspend, self.abort, self.retry = suspend, abort, retry
             self.changed.set()
 
 
@@ -224,6 +226,8 @@ class Executor:
             wanted.append(ev.SuspendChanged(at=now, suspended=self._controls.suspend))
         if self._controls.abort and not self.state.abort_requested and not self.state.finished:
             wanted.append(ev.AbortRequested(at=now))
+        if self._controls.retry > self.state.retry_seen:
+            wanted.append(levers.retry(self.state, request=self._controls.retry, at=now))
         if wanted:
             await self._record(wanted)
 

@@ -2,8 +2,10 @@
 
 Kopf's watch delivers every event of every Saga to ``Intake.observe``; the intake keeps, per
 saga, one task running ``sagas.run`` over a live copy of the object, and the user's levers
-(``spec.suspend`` / ``spec.abort``) read from each event. This replaces a Kopf daemon per
-Saga, because a daemon costs Kopf writes to every Saga: a finalizer added when the daemon
+(``spec.suspend`` / ``spec.abort`` / ``spec.retry``) read from each event. A lever changed
+on a saga whose executor is not running it (the saga has finished) is judged by
+``levers.refuse_if_finished``, which writes the refusal on the object. This replaces a Kopf
+daemon per Saga, because a daemon costs Kopf writes to every Saga: a finalizer added when the daemon
 starts and removed when it ends, and the field handlers for the levers cost a diff-base
 annotation. With the intake Kopf writes nothing to a Saga.
 
@@ -34,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagaz_operator.services import sagas
+from sagaz_operator.services import levers, sagas
 from sagaz_operator.services.executor import Controls, wait_stopped
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,20 @@ logger = logging.getLogger(__name__)
 RESTART_SECONDS = 10.0
 #: How long stopping waits for executors to reach a safe point before cancelling them.
 STOP_TIMEOUT_SECONDS = 30.0
+
+
+#: The levers as read from a spec: suspend, abort, retry.
+_Levers = tuple[bool, bool, int]
+_LEVER_NAMES = ("suspend", "abort", "retry")
+
+
+def _levers(spec: Mapping[str, Any]) -> _Levers:
+    return bool(spec.get("suspend")), bool(spec.get("abort")), int(spec.get("retry") or 0)
+
+
+def _controls(wanted: _Levers) -> Controls:
+    suspend, abort, retry = wanted
+    return Controls(suspend=suspend, abort=abort, retry=retry)
 
 
 @dataclass
@@ -57,7 +73,8 @@ class Intake:
     def __init__(self, runtime: sagas.SagaRuntime) -> None:
         self._runtime = runtime
         self._running: dict[str, _Saga] = {}
-        self._finished: set[str] = set()
+        self._finished: dict[str, _Levers] = {}  # by uid: the levers last seen on it
+        self._judging: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> int:
@@ -71,29 +88,59 @@ class Intake:
         if not uid:
             return
         if kind == "DELETED" or meta.get("deletionTimestamp"):
-            self._finished.discard(uid)
+            self._finished.pop(uid, None)
             saga = self._running.get(uid)
             if saga is not None:
                 saga.stopped.set()
             return
+        wanted = _levers(body.get("spec") or {})
         if uid in self._finished:
+            before, self._finished[uid] = self._finished[uid], wanted
+            self._judge(body, before, wanted)
             return
-        spec = body.get("spec") or {}
         saga = self._running.get(uid)
         if saga is not None:
+            controls = saga.controls
+            before = (controls.suspend, controls.abort, controls.retry)
             saga.body.clear()
             saga.body.update(body)
-            saga.controls.update(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort")))
+            suspend, abort, retry = wanted
+            controls.update(suspend=suspend, abort=abort, retry=retry)
+            if controls.parked:  # finished, waiting for a retry or its TTL: nobody else judges
+                self._judge(body, before, wanted)
             return
-        saga = _Saga(
-            body=dict(body),
-            controls=Controls(suspend=bool(spec.get("suspend")), abort=bool(spec.get("abort"))),
-        )
+        saga = _Saga(body=dict(body), controls=_controls(wanted))
         self._running[uid] = saga
         saga.task = asyncio.create_task(self._run(uid, saga), name=f"saga {meta.get('name')}")
 
+    def _judge(self, body: Mapping[str, Any], before: _Levers, wanted: _Levers) -> None:
+        """Refuse, on the object, each lever that changed on a finished saga and cannot apply."""
+        runtime = self._runtime
+        for lever, old, new in zip(_LEVER_NAMES, before, wanted, strict=True):
+            if old == new:
+                continue
+            task = asyncio.create_task(
+                levers.refuse_if_finished(
+                    kube=runtime.kube,
+                    journal=runtime.journal,
+                    body=dict(body),
+                    lever=lever,
+                    clock=runtime.clock,
+                ),
+                name=f"judge {lever}",
+            )
+            self._judging.add(task)
+            task.add_done_callback(self._judged)
+
+    def _judged(self, task: asyncio.Task[None]) -> None:
+        self._judging.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("a lever could not be judged: %s", task.exception())
+
     async def stop(self) -> None:
         """Stop every executor (the operator exits); cancel those that do not stop in time."""
+        for judging in list(self._judging):
+            judging.cancel()
         tasks = [saga.task for saga in self._running.values() if saga.task is not None]
         for saga in self._running.values():
             saga.stopped.set()
@@ -122,7 +169,7 @@ class Intake:
                     await wait_stopped(saga.stopped, RESTART_SECONDS)
                     continue
                 if not saga.stopped.is_set():
-                    self._finished.add(uid)
+                    self._finished[uid] = _levers(saga.body.get("spec") or {})
                 return
         finally:
             if self._running.get(uid) is saga:

@@ -44,6 +44,8 @@ _EVENTS: dict[type[ev.Event], tuple[bool, str]] = {
     ev.CompensationStarted: (True, "Compensate"),
     ev.CompensationSucceeded: (False, "Compensate"),
     ev.CompensationFailed: (True, "Compensate"),
+    ev.RetryRequested: (False, "Retry"),
+    ev.RetryRefused: (True, "Retry"),
 }
 
 
@@ -132,6 +134,22 @@ class Reporter:
         if posted is not None:
             warning, action = posted
             self._post(codec.public_type(event), _describe(event), warning=warning, action=action)
+        if isinstance(event, ev.RetryRequested | ev.RetryRefused):
+            self._retry_condition(event)
+
+    def _retry_condition(self, event: ev.RetryRequested | ev.RetryRefused) -> None:
+        """``LeverRefused``: true with the reason while the last retry request was refused."""
+        refused = isinstance(event, ev.RetryRefused)
+        self._conditions = conditions.upsert(
+            self._conditions,
+            type="LeverRefused",
+            status=refused,
+            reason="RetryRefused" if refused else "RetryAccepted",
+            message=_describe(event),
+            generation=self._generation(),
+            now=self._clock(),
+        )
+        self._dirty.set()
 
     def database(self, *, available: bool, message: str) -> None:
         """Show on the saga whether its progress is paused for the database."""
@@ -259,6 +277,10 @@ def _describe(event: ev.Event) -> str:
             return f"step {step} compensated"
         case ev.CompensationFailed(step=step, attempt=attempt, error=error):
             return f"compensation of step {step} attempt {attempt} failed: {error}"
+        case ev.RetryRequested(request=request):
+            return f"retry {request} accepted: trying again what failed, with a fresh budget"
+        case ev.RetryRefused(request=request, message=message):
+            return f"retry {request} refused: {message}"
         case ev.SagaRejected(message=message) | ev.SagaFinished(message=message):
             return message
     return type(event).__name__

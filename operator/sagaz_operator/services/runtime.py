@@ -15,6 +15,7 @@ from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.adapters.postgres.phases import JournalPhases
+from sagaz_operator.adapters.readapi.server import ApiServer
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services.intake import Intake
@@ -60,6 +61,7 @@ class Runtime:
         self._outbox: StatusOutbox | None = None
         self._phases: JournalPhases | None = None
         self._resync: asyncio.Task[None] | None = None
+        self._api: ApiServer | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -98,6 +100,9 @@ class Runtime:
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
+        if self.settings.api_address is not None:
+            host, port = self.settings.api_address
+            self._api = await ApiServer.start(url, host=host, port=port, clock=utc_now)
         return self.sagas
 
     async def close(self) -> None:
@@ -109,6 +114,8 @@ class Runtime:
                 await self._resync
         if self._outbox is not None:
             await self._outbox.close(grace=OUTBOX_GRACE_SECONDS)
+        if self._api is not None:
+            await self._api.close()
         if self._http is not None:
             await self._http.close()
         if self._kube is not None:

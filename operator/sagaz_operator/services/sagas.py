@@ -31,6 +31,7 @@ from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import SagaUid
 from sagaz_operator.domain.record import SagaRecord, Stored
 from sagaz_operator.errors import StoreConflictError, StoreUnavailableError
+from sagaz_operator.services import levers
 from sagaz_operator.services.executor import (
     Clock,
     Controls,
@@ -152,6 +153,10 @@ async def run(
         if crashes:
             await _report_health(runtime, body, error=None, retry_in=0)
         if final.finished_at is not None:  # no longer active while it waits out its TTL
+            if await levers.await_retry(
+                body=body, controls=controls, final=final, stopped=stopped, clock=runtime.clock
+            ):
+                continue  # spec.retry was raised: run it again from the journal
             await _expire(runtime, body=body, finished_at=final.finished_at, stopped=stopped)
         return
 

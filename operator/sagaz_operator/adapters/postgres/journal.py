@@ -169,7 +169,7 @@ class Journal:
         )
         await conn.execute(
             """UPDATE sagaz_sagas SET version = $2, phase = $3, updated_at = now(),
-                   finished_at = CASE WHEN $4 THEN now() ELSE finished_at END
+                   finished_at = CASE WHEN $4 THEN COALESCE(finished_at, now()) ELSE NULL END
                WHERE uid = $1""",
             saga_uid,
             version + len(events),
