@@ -52,6 +52,8 @@ class OperatorProcess:
         for namespace in self.namespaces:
             command += ["--namespace", namespace]
         command += self.arguments
+        if os.environ.get("SAGAZ_TEST_DEBUG"):  # debug logs of every test operator
+            command.append('--verbose')
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),

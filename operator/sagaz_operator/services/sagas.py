@@ -259,9 +259,9 @@ async def _run_fenced(
         if first is not None:
             current = state.evolve(current, first)
             reporter.observe(first, current)
-        if current.finished:
+        if current.finished and controls.retry <= current.retry_seen:
             reporter.publish(current)
-            return current
+            return current  # nothing to do; a new spec.retry is the executor's to journal
         executor = Executor(
             saga=SagaContext(
                 uid=uid,
