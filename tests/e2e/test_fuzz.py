@@ -11,9 +11,10 @@ and a plain saga still succeeds. No link-local or metadata address is ever calle
 aimed at one fails with the egress guard's refusal.
 
 To bound the run (< 60 s), the generated durations, attempts and step counts are clamped in the
-schema before generation (the values past the clamp are covered by the CRD tests); the example
-counts are fixed and the run is derandomized, so ``make test`` tries the same manifests each
-time. ``SAGAZ_FUZZ_RANDOM=1`` draws new ones (and ``SAGAZ_FUZZ_EXAMPLES`` sets how many).
+schema before generation (longer ones are not tried here), and the example count is fixed. The
+run is derandomized, but the manifests hold the participant server's random port, so they are
+not the same every time; ``SAGAZ_FUZZ_RANDOM=1`` draws fresh ones, and ``SAGAZ_FUZZ_EXAMPLES``
+sets how many.
 """
 
 from __future__ import annotations
