@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from harness import chart, rbac, stack
+from harness import chart, kube, rbac, stack
 from harness.participants import ParticipantServer, Respond
 from harness.sagas import Sagas
 from sagaz_operator.api.definition import GROUP
@@ -144,6 +144,20 @@ async def test_an_outboxworker_starts_no_worker_until_its_secret_opts_in(
     )
     listed = await asyncio.to_thread(apps.list_namespaced_deployment, namespace)
     assert [d.metadata.name for d in listed.items] == ["relay-outbox-worker"]
+
+    # Taking the label away takes the workers away (at the next periodic reconcile).
+    await asyncio.to_thread(
+        client.CoreV1Api(k8s).patch_namespaced_secret,
+        "orders-db",
+        namespace,
+        {"metadata": {"labels": {"sagaz.io/outbox-database": None}}},
+    )
+    assert await asyncio.to_thread(
+        kube.wait_deleted,
+        apps.list_namespaced_deployment,
+        "relay-outbox-worker",
+        namespace=namespace,
+    )
 
 
 async def test_a_secret_name_cannot_reach_into_another_namespace(
