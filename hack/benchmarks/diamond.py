@@ -7,8 +7,10 @@ serving only it (the default status interval), creates N sagas ``a -> (b, c) -> 
 POSTs at once and waits, by a watch, until all are terminal. Prints sagas/s (creation start to
 the last terminal phase), the operator's CPU-seconds per saga (``/proc/<pid>/stat``), and the
 apiserver's writes per saga by verb and resource (the delta of ``apiserver_request_total``,
-the benchmark's own creates of the Sagas subtracted). ``--profile`` records the operator with
-py-spy meanwhile. Not a test: numbers on a shared machine are noisy, so repeat it.
+the benchmark's own creates of the Sagas subtracted; only Sagas, Events, Jobs and Secrets are
+counted). ``--profile`` records the operator with py-spy meanwhile (``.venv/bin/pip install
+py-spy``; a ``.txt`` name writes collapsed stacks). Not a test: numbers on a shared machine
+are noisy, so repeat it.
 """
 
 from __future__ import annotations
