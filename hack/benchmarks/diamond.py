@@ -53,16 +53,24 @@ def serve(port: int) -> None:
 
     async def ok(request: web.Request) -> web.Response:
         await request.read()
+        if request.match_info["step"] == "fail":
+            return web.json_response({"error": "refused"}, status=422)
         return web.json_response({"ok": True})
 
     app = web.Application()
     app.router.add_route("*", "/{step}", ok)
+    app.router.add_route("*", "/{step}/undo", ok)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def diamond(url: str) -> dict[str, Any]:
+def diamond(url: str, *, fail: bool) -> dict[str, Any]:
+    """``a -> (b, c) -> d``; with ``fail``, d is refused (422) and a, b, c are compensated."""
+
     def step(name: str, *after: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": name, "action": {"http": {"url": f"{url}/{name}"}}}
+        path = "fail" if fail and name == "d" else name
+        body: dict[str, Any] = {"name": name, "action": {"http": {"url": f"{url}/{path}"}}}
+        if fail and name != "d":
+            body["compensation"] = {"http": {"url": f"{url}/{name}/undo"}}
         if after:
             body["dependsOn"] = list(after)
         return body
@@ -132,7 +140,10 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
                         str(pid),
                     ]
                 )
-            spec = {"definition": diamond(f"http://127.0.0.1:{port}"), "input": {}}
+            spec = {
+                "definition": diamond(f"http://127.0.0.1:{port}", fail=arguments.fail),
+                "input": {},
+            }
             before, cpu_before = writes(api), cpu_seconds(pid)
             started = time.monotonic()
 
@@ -213,6 +224,7 @@ def main() -> None:
     parser.add_argument("--within", type=float, default=600)
     parser.add_argument("--status-interval", type=float, default=1.0)
     parser.add_argument("--profile", help="write a py-spy flame graph of the operator here")
+    parser.add_argument("--fail", action="store_true", help="d fails: every saga compensates")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
