@@ -5,6 +5,7 @@ Waiting uses the watch API (an event, not a sleep) with a deadline.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,25 +25,37 @@ def wait_for(
     timeout: float = 60,
     **list_kwargs: Any,
 ) -> Any:
-    """Return the first object listed or watched by ``list_fn`` that satisfies ``predicate``."""
-    listed = list_fn(**list_kwargs)
-    if isinstance(listed, dict):  # custom objects come as plain dicts
-        items, version = listed["items"], listed["metadata"]["resourceVersion"]
-    else:
-        items, version = listed.items, listed.metadata.resource_version
-    for item in items:
-        if predicate(item):
-            return item
-    stream = watch.Watch().stream(
-        list_fn,
-        resource_version=version,
-        timeout_seconds=int(timeout),
-        **list_kwargs,
-    )
-    for event in stream:
-        if predicate(event["object"]):
-            return event["object"]
-    raise TimeoutError(f"nothing matched within {timeout}s")
+    """Return the first object listed or watched by ``list_fn`` that satisfies ``predicate``.
+
+    The API server may end a watch before its timeout (it closes watchers that fall behind,
+    or their version expires): then this lists again and goes on watching, until the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = list_fn(**list_kwargs)
+        if isinstance(listed, dict):  # custom objects come as plain dicts
+            items, version = listed["items"], listed["metadata"]["resourceVersion"]
+        else:
+            items, version = listed.items, listed.metadata.resource_version
+        for item in items:
+            if predicate(item):
+                return item
+        remaining = deadline - time.monotonic()
+        if remaining < 1:
+            raise TimeoutError(f"nothing matched within {timeout}s")
+        stream = watch.Watch().stream(
+            list_fn,
+            resource_version=version,
+            timeout_seconds=int(remaining),
+            **list_kwargs,
+        )
+        try:
+            for event in stream:
+                if predicate(event["object"]):
+                    return event["object"]
+        except client.ApiException as error:
+            if error.status != 410:  # Gone: the version expired; list again
+                raise
 
 
 def wait_deleted(

@@ -103,7 +103,8 @@ async def wait_stopped(stopped: Stopped, seconds: float) -> bool:
 
 
 class Stopped(Protocol):
-    """Kopf's daemon stop flag: set when the operator exits or the object goes away."""
+    """The saga's stop flag (``services/intake.py``): set when the operator exits or the
+    object goes away."""
 
     def is_set(self) -> bool: ...
 
