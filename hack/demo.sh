@@ -31,8 +31,12 @@ kubectl describe saga order-1002 | sed -n '/^Events:/,$p'
 printf '\n# The same story reached Kafka through the outbox (topic saga-events, key = saga uid):\n'
 uid=$(kubectl get saga order-1002 -o jsonpath='{.metadata.uid}')
 "$REPO_ROOT/.venv/bin/python" "$REPO_ROOT/hack/saga-events.py" "$uid"
-cat <<'DONE'
+cat <<DONE
 
-Everything keeps running: `source .dev/env`, then try `kubectl get sagas -w` while you
-apply your own sagas. `make down` stops it all.
+The web UI (read-only; sagas live, each saga's graph, timeline and journal):
+  $SAGAZ_API_URL/
+  e.g. the compensated one: $SAGAZ_API_URL/#/sagas/default/order-1002
+
+Everything keeps running: \`source .dev/env\`, then try \`kubectl get sagas -w\` while you
+apply your own sagas. \`make down\` stops it all.
 DONE

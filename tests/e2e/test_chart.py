@@ -159,3 +159,23 @@ async def test_installed_chart_rbac_is_enough_to_run_sagas_jobs_and_workers(
         finally:
             await asyncio.to_thread(operator.stop)
     assert "Forbidden" not in (tmp_path / "operator.log").read_text()
+
+
+def test_the_optional_ingress_routes_the_whole_host_to_the_ui(cluster: stack.Cluster) -> None:
+    def ingresses(*values: str) -> list[dict[str, Any]]:
+        rendered = helm(cluster, "template", "t", str(CHART), *[f"--set={v}" for v in values])
+        return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Ingress"]
+
+    assert ingresses() == []
+    (ingress,) = ingresses(
+        "api.ingress.enabled=true",
+        "api.ingress.host=sagaz.example.com",
+        "api.ingress.className=nginx",
+    )
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "sagaz.example.com"
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"] == {"name": "t-sagaz-operator-api", "port": {"name": "http"}}
+    assert ingresses("api.enabled=false", "api.ingress.enabled=true") == []

@@ -5,6 +5,9 @@ with no payload), so the feed polls ``sagaz_sagas`` once per ``interval`` — wh
 page listens, and not at all otherwise. Each subscriber gets a small bounded queue: a page too
 slow to keep up loses the backlog and is told to reload (``more``), so a stuck browser tab can
 never grow the operator's memory. The number of subscribers is bounded too.
+
+A subscription is answered once the poller has its cursor, so a page that opens the stream
+first and loads its data after (as the pages do) cannot miss a change in between.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ logger = logging.getLogger(__name__)
 #: Open pages one operator serves live at once; more are refused (503) rather than slowed.
 MAX_SUBSCRIBERS = 100
 _QUEUE = 8
+#: Seconds a new subscriber waits for the poller's first pass (longer only if the database is down).
+READY_WITHIN = 5.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -36,6 +41,7 @@ class Feed:
         self._interval = interval
         self._subscribers: set[asyncio.Queue[Changes | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Changes | None]]:
@@ -45,8 +51,14 @@ class Feed:
         queue: asyncio.Queue[Changes | None] = asyncio.Queue(maxsize=_QUEUE)
         self._subscribers.add(queue)
         if self._task is None or self._task.done():
+            self._ready.clear()
             self._task = asyncio.create_task(self._poll(), name="sagaz-ui-feed")
         try:
+            # Once the poller has its cursor, every later write reaches this queue: a page
+            # that loads its data after this point misses nothing.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(READY_WITHIN):
+                    await self._ready.wait()
             yield queue
         finally:
             self._subscribers.discard(queue)
@@ -73,10 +85,14 @@ class Feed:
                         (c.uid, c.version): c.updated_at
                         for c in (await self._overview.changed_since(cursor)).items
                     }
+                    self._ready.set()
                 else:
                     cursor = self._advance(cursor, seen, await self._overview.changed_since(cursor))
             except DatabaseUnavailableError as error:
                 logger.warning("UI feed: database unavailable: %s", error)
+            except Exception:
+                # Whatever went wrong, the pages keep their stream and the next pass tries again.
+                logger.exception("UI feed: polling failed")
             await asyncio.sleep(self._interval)
 
     def _advance(

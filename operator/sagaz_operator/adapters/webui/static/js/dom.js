@@ -1,5 +1,5 @@
 // DOM helpers. Every value from the server reaches the page through text nodes
-// (createTextNode / textContent) or attributes, never through innerHTML: saga inputs,
+// (createTextNode / textContent) or attributes, never through an HTML parser: saga inputs,
 // outputs and errors are user data and must render as text.
 
 const SVG = "http://www.w3.org/2000/svg";

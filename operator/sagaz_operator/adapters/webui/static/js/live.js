@@ -1,6 +1,7 @@
 // The live feed: one EventSource on /ui/api/events for the page being shown. The server
 // sends which sagas changed; the page decides whether to reload what it shows, at most
 // once per `pause` ms, so a burst of 1,000 changes costs one reload, not 1,000.
+// Pages open the stream first and load their data once it is open (see listen's promise).
 
 const indicator = () => document.getElementById("live");
 
@@ -28,6 +29,13 @@ export function listen(params, onChange, pause = 500) {
     if (timer === null) timer = setTimeout(flush, pause);
   });
   current = { source, cancel: () => timer !== null && clearTimeout(timer) };
+  // Resolves once the server listens for this page (or after a while if it cannot), so the
+  // page loads its data after that point and misses no change in between.
+  return new Promise((resolve) => {
+    source.addEventListener("open", resolve, { once: true });
+    source.addEventListener("error", resolve, { once: true });
+    setTimeout(resolve, 3000);
+  });
 }
 
 export function stop() {

@@ -37,11 +37,11 @@ export async function renderSaga(view, { namespace, name, uid }, show, alive) {
     view.dataset.phase = saga.phase;
     view.dataset.loadedAt = String(Date.now());
   };
+  await listen({ namespace }, ({ changed, more }) => {
+    if (alive() && (more || changed.some((c) => c.name === name))) load().catch(() => {});
+  }, 300);
   await load();
   show(view);
-  listen({ namespace }, ({ changed, more }) => {
-    if (more || changed.some((c) => c.name === name)) load().catch(() => {});
-  }, 300);
 }
 
 function page(saga, history, snapshot, input) {

@@ -55,11 +55,11 @@ export async function renderSagas(view, params, show, alive) {
     );
     view.dataset.loadedAt = String(Date.now());
   };
-  await load();
-  show(view);
-  listen({ namespace: filter.namespace, definition: filter.definition }, () => {
+  await listen({ namespace: filter.namespace, definition: filter.definition }, () => {
     if (alive()) load().catch(() => {});
   });
+  await load();
+  show(view);
 }
 
 function filters(filter) {
