@@ -5,6 +5,7 @@ sagas (measured and recorded, not asserted beyond a sanity bound)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -14,12 +15,14 @@ from typing import Any
 
 import asyncpg
 import pytest
+from kubernetes import client
 from playwright.async_api import Browser, Page, expect
 
 from harness import browser as chromium
 from harness.operator import OperatorProcess
 from harness.participants import Fail, ParticipantServer, Respond, Stall
 from harness.sagas import Sagas
+from sagaz_operator.api.definition import GROUP, VERSION
 from sagaz_operator.domain import codec
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import StepName
@@ -245,6 +248,7 @@ async def test_definitions_show_kinds_timeouts_and_retries_and_an_invalid_one_it
 
 
 async def test_the_outbox_page_shows_the_operators_own_backlog_and_each_worker(
+    k8s: client.ApiClient,
     page: Page,
     operator: OperatorProcess,
     sagas: Sagas,
@@ -260,19 +264,32 @@ async def test_the_outbox_page_shows_the_operators_own_backlog_and_each_worker(
             "autoscaling": {"enabled": False},
         },
     )
-    conn = await asyncpg.connect(postgres_url)
     try:
-        pending = await conn.fetchval("SELECT count(*) FROM sagaz_outbox WHERE status = 'pending'")
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM sagaz_outbox WHERE status = 'pending'"
+            )
+        finally:
+            await conn.close()
+        await page.goto(f"{operator.api_url}/#/outbox")
+        own = page.locator("[data-testid=own-outbox] tbody tr")
+        await expect(own).to_contain_text("sagaz_outbox", timeout=WAIT_MS)
+        # No relay runs on the session's database, so its pending rows only grow.
+        shown = int(await own.locator("td").nth(1).inner_text())
+        assert shown >= pending
+        await expect(page.locator(f"tr[data-worker='{sagas.namespace}/orders']")).to_be_visible()
+        await chromium.screenshot(page, "outbox")
     finally:
-        await conn.close()
-    await page.goto(f"{operator.api_url}/#/outbox")
-    own = page.locator("[data-testid=own-outbox] tbody tr")
-    await expect(own).to_contain_text("sagaz_outbox", timeout=WAIT_MS)
-    # No relay runs on the session's database, so its pending rows only grow.
-    shown = int(await own.locator("td").nth(1).inner_text())
-    assert shown >= pending
-    await expect(page.locator(f"tr[data-worker='{sagas.namespace}/orders']")).to_be_visible()
-    await chromium.screenshot(page, "outbox")
+        # While the operator runs, so that its finalizer lets the namespace go.
+        await asyncio.to_thread(
+            client.CustomObjectsApi(k8s).delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            sagas.namespace,
+            "outboxworkers",
+            "orders",
+        )
 
 
 def bulk_journal(steps: int) -> list[ev.Event]:

@@ -71,10 +71,12 @@ export function phaseBadge(phase) {
   return h("span", { class: `badge phase-${phase || "Unknown"}`, "data-phase": phase || "" }, phase || "—");
 }
 
-export function time(iso) {
+export function time(iso, { ms = false } = {}) {
   if (!iso) return "—";
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  if (Number.isNaN(date.getTime())) return iso;
+  const text = date.toISOString().replace("T", " ");
+  return ms ? text : text.replace(/\.\d+Z$/, "Z");
 }
 
 export function duration(startIso, endIso) {

@@ -146,7 +146,7 @@ function historyTable(entries) {
       const details = Object.keys(rest).length ? cut(JSON.stringify(rest), 300) : "";
       return h("tr", { "data-type": entry.type },
         h("td", { class: "num" }, String(entry.seq)),
-        h("td", {}, time(at || entry.recordedAt)),
+        h("td", { class: "at" }, time(at || entry.recordedAt, { ms: true })),
         h("td", {}, h("code", {}, entry.type)),
         h("td", {}, step || ""),
         h("td", { class: "num" }, attempt == null ? "" : String(attempt)),
