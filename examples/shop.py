@@ -4,7 +4,9 @@
 
 Every endpoint answers JSON and honours ``Idempotency-Key`` (a repeated key gets the first
 answer again, as a real participant must). Payments decline amounts over 1000 with HTTP 402,
-so ``saga-declined.yaml`` shows a compensation. Standard library only, on purpose: it is a
+so ``saga-declined.yaml`` shows a compensation. ``POST /admin/outage {"path": ..., "down":
+true}`` makes an endpoint answer 503 until it is posted again with ``"down": false`` (the
+demo uses it to show ``kubectl sagaz retry``). Standard library only, on purpose: it is a
 stand-in for your services, not part of the operator.
 """
 
@@ -18,11 +20,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 answers: dict[str, tuple[int, dict[str, Any]]] = {}
+outages: set[str] = set()
 lock = threading.Lock()
 
 
 def handle(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     payload = body if isinstance(body, dict) else {}
+    if path == "/admin/outage":
+        target = str(payload.get("path"))
+        (outages.add if payload.get("down") else outages.discard)(target)
+        return 200, {"down": sorted(outages)}
+    if path in outages:
+        return 503, {"error": f"{path} is down for maintenance"}
     if path == "/inventory/reserve":
         return 200, {"reservationId": f"res-{uuid.uuid4().hex[:8]}", "items": payload.get("items")}
     if path == "/inventory/release":
@@ -47,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             if key is None or key not in answers:
                 answers_value = handle(self.path, body)
-                if key is not None:
+                if key is not None and answers_value[0] < 500:  # a 5xx is worth retrying
                     answers[key] = answers_value
             else:
                 answers_value = answers[key]

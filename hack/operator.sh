@@ -19,6 +19,7 @@ start() {
   local port_file=$SAGAZ_STATE/operator.port
   if ! daemon_running operator; then free_port >"$port_file"; fi
   # Every namespace but the test suite's own (e2e-*), which its own operators serve.
+  [[ -s $SAGAZ_STATE/api.port ]] || free_port >"$SAGAZ_STATE/api.port"  # a stack from before
   SAGAZ_API_ADDRESS="127.0.0.1:$(cat "$SAGAZ_STATE/api.port")" \
     start_daemon operator "$REPO_ROOT/.venv/bin/sagaz-operator" --namespace '!e2e-*' --standalone \
       --liveness "http://127.0.0.1:$(cat "$port_file")/healthz"

@@ -22,6 +22,7 @@ from kubernetes import client
 from harness import kube, stack
 from harness.operator import OperatorProcess
 from harness.participants import ParticipantServer, Respond
+from harness.plugin import Plugin
 from harness.sagas import Sagas, kwok_job
 
 pytestmark = pytest.mark.cluster
@@ -43,6 +44,29 @@ def test_chart_lints_and_carries_the_generated_crds(cluster: stack.Cluster) -> N
     for generated in sorted((stack.REPO_ROOT / "crds").glob("*.yaml")):
         copy = CHART / "crds" / generated.name
         assert copy.read_text() == generated.read_text(), f"{copy} drifted: run make crds"
+
+
+def test_the_read_api_is_served_behind_a_service_unless_turned_off(cluster: stack.Cluster) -> None:
+    def rendered(*values: str) -> list[dict[str, Any]]:
+        text = helm(cluster, "template", "r", str(CHART), *values)
+        return [doc for doc in yaml.safe_load_all(text) if doc]
+
+    on = rendered("--set", "api.port=9999")
+    services = {d["metadata"]["name"]: d for d in on if d["kind"] == "Service"}
+    api = services["r-sagaz-operator-api"]
+    assert api["spec"]["ports"] == [{"name": "http", "port": 9999, "targetPort": "api"}]
+    assert api["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+    container = next(d for d in on if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert {"name": "SAGAZ_API_ADDRESS", "value": "0.0.0.0:9999"} in container["env"]
+
+    off = rendered("--set", "api.enabled=false")
+    assert "r-sagaz-operator-api" not in {d["metadata"]["name"] for d in off}
+    container = next(d for d in off if d["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert all(e["name"] != "SAGAZ_API_ADDRESS" for e in container["env"])
 
 
 @pytest.fixture
@@ -159,6 +183,23 @@ async def test_installed_chart_rbac_is_enough_to_run_sagas_jobs_and_workers(
         finally:
             await asyncio.to_thread(operator.stop)
     assert "Forbidden" not in (tmp_path / "operator.log").read_text()
+
+
+async def test_the_plugin_finds_the_charts_api_service_through_the_apiserver(
+    cluster: stack.Cluster, release: tuple[str, str]
+) -> None:
+    """Only the way there is verified: the local cluster's pods run no containers, so the
+    apiserver's proxy cannot reach the API behind the Service, and the plugin says so."""
+    name, namespace = release
+    plugin = Plugin(cluster.kubeconfig, namespace, api=None)
+
+    result = await plugin("get")
+
+    assert result.code == 1
+    assert result.err.startswith(
+        f"error: cannot reach the Sagaz read API through the service "
+        f"{namespace}/{name}-sagaz-operator-api"
+    )
 
 
 def test_the_optional_ingress_routes_the_whole_host_to_the_ui(cluster: stack.Cluster) -> None:

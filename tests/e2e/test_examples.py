@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,8 @@ import pytest
 import yaml
 
 from harness import stack
+from harness.operator import OperatorProcess
+from harness.plugin import Plugin
 from harness.sagas import Sagas
 
 pytestmark = pytest.mark.cluster
@@ -89,3 +94,34 @@ async def test_mixed_http_and_job_example(sagas: Sagas, shop: str) -> None:
         "Failed",
         "Skipped",
     ]
+
+
+def outage(shop: str, path: str, *, down: bool) -> None:
+    request = urllib.request.Request(
+        f"http://{shop}/admin/outage",
+        data=json.dumps({"path": path, "down": down}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+async def test_stuck_release_example_is_retried_once_the_warehouse_is_back(
+    sagas: Sagas, shop: str, cluster: stack.Cluster, operator: OperatorProcess
+) -> None:
+    await asyncio.to_thread(outage, shop, "/inventory/release", down=True)
+    try:
+        phases = await run_example(
+            sagas, shop, EXAMPLES / "order-saga", {"saga-stuck-release.yaml": "order-1003"}
+        )
+    finally:
+        await asyncio.to_thread(outage, shop, "/inventory/release", down=False)
+    assert phases == {"order-1003": "CompensationFailed"}
+
+    plugin = Plugin(cluster.kubeconfig, sagas.namespace, operator.api_url)
+    result = await plugin("retry", "order-1003", "--wait")
+
+    assert (result.code, result.out.splitlines()[-1]) == (
+        0,
+        "saga.sagaz.io/order-1003 is Compensated",
+    )

@@ -206,3 +206,35 @@ def own_operator(
     process.start()
     yield process
     process.stop()
+
+
+async def test_retriable_steps_that_ran_out_of_time_are_retried_forward(
+    sagas: Sagas, participants: ParticipantServer, plugin: Plugin
+) -> None:
+    def call(name: str) -> dict[str, Any]:
+        return {"http": {"url": participants.url(f"/{name}")}}
+
+    spec = {
+        "timeoutSeconds": 3,
+        "defaults": {"timeoutSeconds": 2, "retry": FAST},
+        "steps": [
+            {"name": "reserve", "action": call("reserve"), "compensation": call("reserve/undo")},
+            {"name": "charge", "kind": "Pivot", "dependsOn": ["reserve"], "action": call("charge")},
+            {"name": "ship", "kind": "Retriable", "dependsOn": ["charge"], "action": call("ship")},
+        ],
+    }
+    participants.on("/reserve", Respond())
+    participants.on("/charge", Respond())
+    participants.on("/ship", Fail(503))  # the carrier is down past the deadline
+    await sagas.start("forward", {"definition": spec})
+    failed = await sagas.wait("forward")
+    assert failed["status"]["phase"] == "Failed"
+
+    participants.on("/ship", Respond(json={"tracking": "T-9"}))
+    result = await plugin("retry", "forward", "--wait")
+
+    assert (result.code, result.out.splitlines()[-1]) == (0, "saga.sagaz.io/forward is Succeeded")
+    saga = await sagas.get("forward")
+    assert step_of(saga, "ship")["output"] == {"tracking": "T-9"}
+    assert len(participants.requests("/charge")) == 1  # the Pivot is never repeated
+    assert participants.requests("/reserve/undo") == []  # nor anything compensated

@@ -7,6 +7,7 @@ answering while it waits.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ class Plugin:
             command += ["--kubeconfig", str(self.kubeconfig), "-n", self.namespace]
             if self.api:
                 command += ["--api", self.api]
+        # Without --api the plugin must find the API itself, whatever the test's shell exports.
+        env = {k: v for k, v in os.environ.items() if k != "SAGAZ_API_URL"}
         done = await asyncio.to_thread(
-            subprocess.run, command, capture_output=True, text=True, timeout=within
+            subprocess.run, command, capture_output=True, text=True, timeout=within, env=env
         )
         return Result(done.returncode, done.stdout, done.stderr)

@@ -211,6 +211,37 @@ async def test_history_and_outbox_come_in_journal_order_page_by_page(
     assert definition["spec"] == DEFINITION
 
 
+async def test_lists_the_newest_run_of_a_name_unless_asked_for_all(
+    api: str, postgres_url: str
+) -> None:
+    namespace = f"runs-{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for phase, created in (("Compensated", T0), ("Running", T0 + timedelta(minutes=5))):
+            await conn.execute(
+                """INSERT INTO sagaz_sagas (uid, namespace, name, definition_name,
+                       definition_generation, definition, input, phase, created_at)
+                   VALUES ($1, $2, 'again', 'd', 1, '{}', '{}', $3, $4)""",
+                uuid.uuid4(),
+                namespace,
+                phase,
+                created,
+            )
+    finally:
+        await conn.close()
+
+    _, newest = await get(f"{api}/api/v1/namespaces/{namespace}/sagas")
+    _, every = await get(f"{api}/api/v1/namespaces/{namespace}/sagas?allRuns=true&limit=1")
+    _, rest = await get(
+        f"{api}/api/v1/namespaces/{namespace}/sagas?allRuns=true&limit=1&continue={every['continue']}"
+    )
+
+    assert [item["phase"] for item in newest["items"]] == ["Running"]
+    assert [item["phase"] for item in every["items"] + rest["items"]] == ["Compensated", "Running"]
+    _, one = await get(f"{api}/api/v1/namespaces/{namespace}/sagas/again")
+    assert one["phase"] == "Running"
+
+
 async def test_errors_say_what_is_wrong(api: str) -> None:
     status, body = await get(f"{api}/api/v1/namespaces/{NAMESPACE}/sagas/nope")
     assert (status, body["error"]) == (404, f"no saga nope in namespace {NAMESPACE} in the journal")

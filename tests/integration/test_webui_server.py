@@ -127,6 +127,9 @@ async def test_counts_by_phase_follow_the_filter(
     )
     async with http.get(f"{api}/ui/api/phases?namespace={namespace}") as answer:
         assert await answer.json() == {"phases": {"Running": 3, "Succeeded": 1}, "total": 4}
+    await started(journal, record(namespace, "done"))  # created again: the newest run counts
+    async with http.get(f"{api}/ui/api/phases?namespace={namespace}") as answer:
+        assert await answer.json() == {"phases": {"Running": 4}, "total": 4}
     async with http.get(f"{api}/ui/api/phases?namespace={namespace}&definition=other") as answer:
         assert await answer.json() == {"phases": {}, "total": 0}
 

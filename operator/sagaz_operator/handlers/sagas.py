@@ -65,7 +65,9 @@ async def _lever(body: kopf.Body, spec: kopf.Spec, memo: kopf.Memo, lever: str) 
         _update(controls, spec)
     runtime: Runtime = memo["runtime"]
     assert runtime.sagas is not None
-    if controls is None or lever != "retry":
+    # A running executor takes every lever itself; a finished saga's are judged here (a retry
+    # that applies is left to its parked daemon).
+    if controls is None or controls.parked:
         await levers.refuse_if_finished(
             kube=runtime.sagas.kube,
             journal=runtime.sagas.journal,

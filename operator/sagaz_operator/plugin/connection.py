@@ -95,8 +95,8 @@ class Kube:
             headers={"Content-Type": "application/merge-patch+json"},
         )
 
-    def saga_names(self) -> list[str]:
-        body = _checked(self.request("GET", _path("sagas", self.namespace, None)))
+    def names(self, plural: str) -> list[str]:
+        body = _checked(self.request("GET", _path(plural, self.namespace, None)))
         return sorted(item["metadata"]["name"] for item in body.get("items", []))
 
 
@@ -140,13 +140,12 @@ class ReadApi:
         namespace, name = self._service()
         proxy = f"/api/v1/namespaces/{namespace}/services/{name}:http/proxy"
         response = self._kube.request("GET", proxy + path, params=query)
-        if response.status_code in (502, 503) or (
-            response.status_code == 404
-            and "application/json" not in response.headers.get("content-type", "")
-        ):
+        if not response.is_success and not _from_the_api(response):
+            # The apiserver (or something between it and the pods) answered, not the API.
             raise PluginError(
                 f"cannot reach the Sagaz read API through the service {namespace}/{name} "
-                f"(HTTP {response.status_code}); is the operator running with api.enabled?"
+                f"(HTTP {response.status_code}: {' '.join(response.text.split())[:120]}); "
+                "is the operator running with api.enabled? Or use --api URL"
             )
         return response
 
@@ -173,6 +172,15 @@ class ReadApi:
             )
         meta = items[0]["metadata"]
         return meta["namespace"], meta["name"]
+
+
+def _from_the_api(response: httpx.Response) -> bool:
+    """Whether an error answer is the read API's own (``{"error": ..., "status": ...}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("status") == response.status_code and "error" in body
 
 
 def _context_namespace(target: Target) -> str:

@@ -58,7 +58,12 @@ def _get(args: argparse.Namespace) -> int:
     token = None
     while True:
         page = api.get(
-            path, phase=args.phase, definition=args.definition, limit=500, **{"continue": token}
+            path,
+            phase=args.phase,
+            definition=args.definition,
+            allRuns="true" if args.all_runs else None,
+            limit=500,
+            **{"continue": token},
         )
         items += page["items"]
         token = page["continue"]
@@ -324,6 +329,11 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--phase", help="only sagas in this phase, e.g. CompensationFailed")
     get.add_argument("--definition", help="only sagas of this SagaDefinition")
     get.add_argument("--limit", type=int, default=0, help="show at most this many")
+    get.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="also earlier runs of a name (deleted sagas stay in the journal)",
+    )
     get.add_argument("-o", "--output", choices=("wide", "json"), default="wide")
     get.set_defaults(run=_get)
 

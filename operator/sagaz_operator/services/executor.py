@@ -79,6 +79,7 @@ class Controls:
     abort: bool = False
     retry: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    parked: bool = False  # the saga has finished: its daemon waits (for spec.retry, its TTL)
 
     def update(self, *, suspend: bool, abort: bool, retry: int = 0) -> None:
         if (suspend, abort, retry) != (self.suspend, self.abort, self.retry):

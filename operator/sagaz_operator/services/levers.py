@@ -43,11 +43,25 @@ async def await_retry(
 ) -> bool:
     """Whether ``spec.retry`` was raised for a finished saga it may revive; waits for it until
     the saga's TTL (if any) runs out or ``stopped``. False at once for any other saga."""
+    controls.parked = True  # until it runs again: the handlers judge the levers meanwhile
     if levers.retry_refusal(final) is not None:
         return False
     ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
     assert final.finished_at is not None
     until = None if ttl is None else final.finished_at + timedelta(seconds=int(ttl))
+    retried = await _wait_for_retry(controls, final, stopped=stopped, until=until, clock=clock)
+    controls.parked = not retried
+    return retried
+
+
+async def _wait_for_retry(
+    controls: Controls,
+    final: state.SagaState,
+    *,
+    stopped: Stopped,
+    until: datetime | None,
+    clock: Clock,
+) -> bool:
     while not stopped.is_set():
         controls.changed.clear()
         if controls.retry > final.retry_seen:

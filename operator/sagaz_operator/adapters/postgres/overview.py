@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import asyncpg
 
-from sagaz_operator.adapters.postgres import outbox
+from sagaz_operator.adapters.postgres import outbox, reads
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError, unavailable
 from sagaz_operator.adapters.postgres.reads import SagaFilter
 
@@ -59,9 +59,12 @@ class Overview:
         await self._pool.close()
 
     async def phases(self, where: SagaFilter) -> dict[str, int]:
-        """How many sagas are in each phase (only the phases that have any)."""
+        """How many sagas are in each phase (only the phases that have any), counting, like
+        the list, only the newest run of each name unless ``where.all_runs``."""
         clauses, args = _where(where)
-        sql = "SELECT phase, count(*) AS n FROM sagaz_sagas"
+        if not where.all_runs:
+            clauses.append(reads.NEWEST_RUN)
+        sql = "SELECT phase, count(*) AS n FROM sagaz_sagas s"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         rows = await self._fetch(sql + " GROUP BY phase", *args)
@@ -124,5 +127,5 @@ def _where(where: SagaFilter) -> tuple[list[str], list[Any]]:
     ):
         if value:
             args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
+            clauses.append(f"s.{column} = ${len(args)}")
     return clauses, args

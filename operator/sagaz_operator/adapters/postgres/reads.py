@@ -1,7 +1,7 @@
 """Read-only queries behind the HTTP read API: saga lists, one saga, its journal and outbox.
 
 Every list is paged by a keyset (the last row's sort key), never by ``OFFSET``, so page 500
-of 10,000 sagas costs what page 1 costs: an index range scan (``sagaz_sagas_by_name``, the
+of 10,000 sagas costs what page 1 costs: an index range scan (``sagaz_sagas_listing``, the
 journal's primary key ``(saga_uid, seq)``).
 
 A saga's outbox rows are found by primary key, not by scanning ``aggregate_id`` (which has no
@@ -31,7 +31,8 @@ MAX_PAGE = 500
 
 #: A listed saga with its progress and start, read from the first rows of its journal (by the
 #: journal's primary key, for the page's rows only).
-_LISTED = """SELECT s.*,
+_LISTED = """SELECT s.uid, s.namespace, s.name, s.definition_name, s.definition_generation,
+    s.phase, s.version, s.created_at, s.updated_at, s.finished_at,
     jsonb_array_length(CASE jsonb_typeof(s.definition -> 'steps')
         WHEN 'array' THEN s.definition -> 'steps' ELSE '[]' END) AS step_count,
     (SELECT count(DISTINCT j.event ->> 'step') FROM sagaz_journal j
@@ -40,12 +41,30 @@ _LISTED = """SELECT s.*,
         WHERE j.saga_uid = s.uid AND j.event_type = 'SagaStarted' LIMIT 1) AS started_at
     FROM sagaz_sagas s"""
 
+#: No later run of the same name (an index probe on sagaz_sagas_listing per row).
+_NEWEST = """NOT EXISTS (SELECT 1 FROM sagaz_sagas later
+    WHERE later.namespace = s.namespace AND later.name = s.name
+    AND (later.created_at, later.uid) > (s.created_at, s.uid))"""
+#: The same condition (on ``sagaz_sagas s``) for the web UI's counts by phase.
+NEWEST_RUN = _NEWEST
+
 
 @dataclass(frozen=True, kw_only=True)
 class SagaFilter:
     namespace: str | None = None
     phase: str | None = None
     definition: str | None = None
+    all_runs: bool = False  # also the earlier runs of a name (deleted, created again)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Key:
+    """Where a page of sagas ends: the sort key of its last row."""
+
+    namespace: str
+    name: str
+    created_at: datetime
+    uid: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,9 +122,13 @@ class Reads:
         await self._pool.close()
 
     async def sagas(
-        self, where: SagaFilter, *, limit: int, after: tuple[str, str, str] | None = None
+        self, where: SagaFilter, *, limit: int, after: Key | None = None
     ) -> list[SagaRow]:
-        """Sagas ordered by (namespace, name, uid), the page after the key ``after``."""
+        """Sagas ordered by (namespace, name, created_at, uid), the page after the key ``after``.
+
+        Only the newest run of each name, unless ``where.all_runs``: the journal keeps sagas
+        that were deleted (and perhaps created again under the same name).
+        """
         clauses, args = [], []
 
         def arg(value: Any) -> str:
@@ -113,20 +136,25 @@ class Reads:
             return f"${len(args)}"
 
         if where.namespace:
-            clauses.append(f"namespace = {arg(where.namespace)}")
+            clauses.append(f"s.namespace = {arg(where.namespace)}")
         if where.phase:
-            clauses.append(f"phase = {arg(where.phase)}")
+            clauses.append(f"s.phase = {arg(where.phase)}")
         if where.definition:
-            clauses.append(f"definition_name = {arg(where.definition)}")
+            clauses.append(f"s.definition_name = {arg(where.definition)}")
+        if not where.all_runs:
+            clauses.append(_NEWEST)
         if after is not None:
-            namespace, name, uid = after
-            clauses.append(
-                f"(namespace, name, uid) > ({arg(namespace)}, {arg(name)}, {arg(_uuid(uid))})"
+            keys = (
+                arg(after.namespace),
+                arg(after.name),
+                arg(after.created_at),
+                arg(_uuid(after.uid)),
             )
+            clauses.append(f"(s.namespace, s.name, s.created_at, s.uid) > ({', '.join(keys)})")
         sql = _LISTED
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        sql += f" ORDER BY namespace, name, uid LIMIT {arg(_page(limit))}"
+        sql += f" ORDER BY s.namespace, s.name, s.created_at, s.uid LIMIT {arg(_page(limit))}"
         rows = await self._fetch(sql, *args)
         return [_saga_row(row) for row in rows]
 

@@ -47,6 +47,13 @@ _FILTERS: list[dict[str, Any]] = [
         "schema": {"type": "string"},
         "description": "Its SagaDefinition's name.",
     },
+    {
+        "name": "allRuns",
+        "in": "query",
+        "schema": {"type": "boolean", "default": False},
+        "description": "Also earlier runs of a name (deleted, then created again); default: "
+        "the newest run of each name only.",
+    },
 ]
 _ERRORS = {
     "400": {

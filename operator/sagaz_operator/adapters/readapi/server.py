@@ -23,6 +23,7 @@ from sagaz_operator.adapters.kube import Kube
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.reads import (
     JournalEntry,
+    Key,
     NotAUidError,
     OutboxEntry,
     Reads,
@@ -141,15 +142,15 @@ class _Api:
             namespace=request.match_info.get("namespace") or query.get("namespace"),
             phase=query.get("phase"),
             definition=query.get("definition"),
+            all_runs=query.get("allRuns", "").lower() == "true",
         )
         limit = _limit(query)
         after = _key(query.get("continue"))
         rows = await self._reads.sagas(where, limit=limit, after=after)
-        token = (
-            _token([rows[-1].namespace, rows[-1].name, rows[-1].uid])
-            if len(rows) == limit
-            else None
-        )
+        token = None
+        if rows and len(rows) == limit:
+            last = rows[-1]
+            token = _token([last.namespace, last.name, last.created_at.isoformat(), last.uid])
         return _json({"items": [_saga_summary(row) for row in rows], "continue": token})
 
     async def saga(self, request: web.Request) -> web.Response:
@@ -302,14 +303,19 @@ def _token(key: list[str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _key(token: str | None) -> tuple[str, str, str] | None:
+def _key(token: str | None) -> Key | None:
     if token is None:
         return None
     try:
-        namespace, name, uid = json.loads(base64.urlsafe_b64decode(token.encode()))
+        namespace, name, created_at, uid = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return Key(
+            namespace=str(namespace),
+            name=str(name),
+            created_at=datetime.fromisoformat(created_at),
+            uid=str(uid),
+        )
     except (ValueError, binascii.Error, TypeError):
         raise BadRequestError(f"continue is not a token this API gave out: {token!r}") from None
-    return str(namespace), str(name), str(uid)
 
 
 def _time(value: datetime | None) -> str | None:
