@@ -48,8 +48,12 @@ show kubectl sagaz get order-1003
 show kubectl sagaz retry order-1003 --wait
 show kubectl sagaz history order-1003
 
-cat <<'DONE'
+cat <<DONE
 
-Everything keeps running: `source .dev/env`, then try `kubectl get sagas -w` while you
-apply your own sagas, and `kubectl sagaz --help`. `make down` stops it all.
+The web UI (read-only; sagas live, each saga's graph, timeline and journal):
+  $SAGAZ_API_URL/
+  e.g. the compensated one: $SAGAZ_API_URL/#/sagas/default/order-1002
+
+Everything keeps running: \`source .dev/env\`, then try \`kubectl get sagas -w\` while you
+apply your own sagas, and \`kubectl sagaz --help\`. \`make down\` stops it all.
 DONE

@@ -327,3 +327,23 @@ async def test_the_plugin_finds_the_charts_api_service_through_the_apiserver(
         f"error: cannot reach the Sagaz read API through the service "
         f"{namespace}/{name}-sagaz-operator-api"
     )
+
+
+def test_the_optional_ingress_routes_the_whole_host_to_the_ui(cluster: stack.Cluster) -> None:
+    def ingresses(*values: str) -> list[dict[str, Any]]:
+        rendered = helm(cluster, "template", "t", str(CHART), *[f"--set={v}" for v in values])
+        return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Ingress"]
+
+    assert ingresses() == []
+    (ingress,) = ingresses(
+        "api.ingress.enabled=true",
+        "api.ingress.host=sagaz.example.com",
+        "api.ingress.className=nginx",
+    )
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "sagaz.example.com"
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"] == {"name": "t-sagaz-operator-api", "port": {"name": "http"}}
+    assert ingresses("api.enabled=false", "api.ingress.enabled=true") == []

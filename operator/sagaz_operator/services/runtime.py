@@ -102,7 +102,9 @@ class Runtime:
         )
         if self.settings.api_address is not None:
             host, port = self.settings.api_address
-            self._api = await ApiServer.start(url, host=host, port=port, clock=utc_now)
+            self._api = await ApiServer.start(
+                url, host=host, port=port, clock=utc_now, kube=self._kube
+            )
         return self.sagas
 
     async def close(self) -> None:

@@ -45,6 +45,8 @@ _LISTED = """SELECT s.uid, s.namespace, s.name, s.definition_name, s.definition_
 _NEWEST = """NOT EXISTS (SELECT 1 FROM sagaz_sagas later
     WHERE later.namespace = s.namespace AND later.name = s.name
     AND (later.created_at, later.uid) > (s.created_at, s.uid))"""
+#: The same condition (on ``sagaz_sagas s``) for the web UI's counts by phase.
+NEWEST_RUN = _NEWEST
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sagaz_operator.adapters.kube import Kube
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.reads import (
     JournalEntry,
@@ -31,6 +32,7 @@ from sagaz_operator.adapters.postgres.reads import (
     SagaRow,
 )
 from sagaz_operator.adapters.readapi import openapi
+from sagaz_operator.adapters.webui.routes import Ui
 from sagaz_operator.domain import codec, definitions, projection, state
 from sagaz_operator.domain.model import Definition, Json, SagaUid
 from sagaz_operator.errors import ConfigError, DefinitionError
@@ -70,25 +72,42 @@ def application(reads: Reads, *, clock: Clock) -> web.Application:
 class ApiServer:
     """The API served on ``host:port`` with its own small database pool, until ``close``."""
 
-    def __init__(self, reads: Reads, runner: web.AppRunner) -> None:
-        self._reads, self._runner = reads, runner
+    def __init__(self, reads: Reads, runner: web.AppRunner, ui: Ui) -> None:
+        self._reads, self._runner, self._ui = reads, runner, ui
 
     @classmethod
-    async def start(cls, database_url: str, *, host: str, port: int, clock: Clock) -> ApiServer:
-        """Listening when it returns; ``ConfigError`` if the address cannot be bound."""
+    async def start(
+        cls,
+        database_url: str,
+        *,
+        host: str,
+        port: int,
+        clock: Clock,
+        kube: Kube | None = None,
+    ) -> ApiServer:
+        """Listening when it returns; ``ConfigError`` if the address cannot be bound.
+
+        The web UI is served beside the API (``/``); with ``kube`` it also lists the
+        SagaDefinitions and OutboxWorkers.
+        """
         reads = await Reads.open(database_url)
-        runner = web.AppRunner(application(reads, clock=clock), access_log=None)
+        app = application(reads, clock=clock)
+        ui = await Ui.open(database_url, reads=reads, kube=kube)
+        ui.register(app)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as error:
             await runner.cleanup()
+            await ui.close()
             await reads.close()
             raise ConfigError(f"SAGAZ_API_ADDRESS {host}:{port}: {error}") from error
-        logger.info("serving the read API on http://%s:%d%s", host, port, PREFIX)
-        return cls(reads, runner)
+        logger.info("serving the read API on http://%s:%d%s and its web UI", host, port, PREFIX)
+        return cls(reads, runner, ui)
 
     async def close(self) -> None:
+        await self._ui.close()  # ends the UI's event streams, which would hold the shutdown
         await self._runner.cleanup()
         await self._reads.close()
 
