@@ -112,8 +112,9 @@ class Inbox:
     async def process(self, event: Event, handler: EventHandler) -> Delivery:
         """One try at ``event``; see the module docstring."""
         if not event.id:
-            await self._dead_letter(event, attempts=0, error="the record has no ce_id header")
-            return Delivery.DEAD_LETTERED
+            error = "the record has no ce_id header"
+            fresh = await self._dead_letter(event, attempts=0, error=error)
+            return Delivery.DEAD_LETTERED if fresh else Delivery.DUPLICATE
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -184,16 +185,19 @@ class Inbox:
             if offsets:
                 await consumer.commit(offsets)
 
-    async def _dead_letter(self, event: Event, *, attempts: int, error: str) -> None:
+    async def _dead_letter(self, event: Event, *, attempts: int, error: str) -> bool:
+        """Set ``event`` aside; False if it already was (a redelivered malformed record)."""
         event_id = event.id or f"{event.topic}/{event.partition}/{event.offset}"
         headers = json.dumps({k: v.decode("utf-8", "replace") for k, v in event.headers.items()})
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            fresh = await conn.fetchval(
                 f"INSERT INTO {self.table} (consumer, event_id, disposition)"
-                " VALUES ($1, $2, 'dead') ON CONFLICT DO NOTHING",
+                " VALUES ($1, $2, 'dead') ON CONFLICT DO NOTHING RETURNING true",
                 self.consumer,
                 event_id,
             )
+            if not fresh:
+                return False
             await conn.execute(
                 f"INSERT INTO {self.table}_dead (consumer, event_id, event_type, topic, partition,"
                 ' "offset", key, value, headers, attempts, error)'
@@ -212,3 +216,4 @@ class Inbox:
                 error,
             )
         logger.error("event %s dead-lettered after %d tries: %s", event_id, attempts, error)
+        return True
