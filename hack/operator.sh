@@ -5,7 +5,7 @@
 # (On the local cluster OutboxWorker pods are kwok's and run nothing, so the relay runs here.)
 #
 #   hack/operator.sh start   install the CRDs, start shop + operator + relay (kept if running)
-#   hack/operator.sh stop    stop them (by pid)
+#   hack/operator.sh stop    stop them, and the examples' participants (by pid)
 # Logs: .dev/operator.log, .dev/shop.log, .dev/relay.log
 source "$(dirname "$0")/lib.sh"
 
@@ -29,6 +29,9 @@ start() {
 }
 
 stop() {
+  # The examples' participants (examples/*/run.sh start them), then the demo's own.
+  stop_daemon bank
+  stop_daemon travel
   stop_daemon relay
   stop_daemon operator
   stop_daemon shop

@@ -2,6 +2,7 @@
 
     python examples/money-transfer/bank.py serve --port 18081 --accounts alice=1000,bob=500
     python examples/money-transfer/bank.py balances
+    python examples/money-transfer/bank.py reset --accounts alice=1000,bob=500
 
 Accounts live in PostgreSQL (``--database-url``, default ``$SAGAZ_DATABASE_URL``). Money
 never appears or vanishes: every request moves an amount between a customer's account and
@@ -121,17 +122,30 @@ async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
     return answer
 
 
-async def serve(args: argparse.Namespace) -> None:
-    pool = await asyncpg.create_pool(args.database_url, min_size=2, max_size=20)
+async def prepare(pool: asyncpg.Pool, accounts: str, *, reset: bool) -> Idempotency:
+    """Create the tables and the missing accounts; ``reset`` empties everything first."""
+    idempotency = Idempotency(pool, table="bank_idempotency")
+    await idempotency.install()
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('bank-schema'))")
         await conn.execute(SCHEMA)
-        accounts = [(TRANSIT, 0), *parse_accounts(args.accounts)]
+        if reset:
+            await conn.execute(f"TRUNCATE bank_accounts, bank_entries, {idempotency.table}")
         await conn.executemany(
-            "INSERT INTO bank_accounts VALUES ($1, $2) ON CONFLICT DO NOTHING", accounts
+            "INSERT INTO bank_accounts VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [(TRANSIT, 0), *parse_accounts(accounts)],
         )
-    idempotency = Idempotency(pool, table="bank_idempotency")
-    await idempotency.install()
+    return idempotency
+
+
+async def reset(args: argparse.Namespace) -> None:
+    async with asyncpg.create_pool(args.database_url, min_size=1, max_size=1) as pool:
+        await prepare(pool, args.accounts, reset=True)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    pool = await asyncpg.create_pool(args.database_url, min_size=2, max_size=20)
+    idempotency = await prepare(pool, args.accounts, reset=False)
 
     middlewares = [access_log]
     if args.faults:
@@ -184,11 +198,14 @@ def main() -> None:
     run.add_argument("--slow-seconds", type=float, default=4.0)
     run.add_argument("--seed", type=int, default=None)
     commands.add_parser("balances", help="print every account's balance and the total")
+    fresh = commands.add_parser("reset", help="delete every account, entry and stored answer")
+    fresh.add_argument("--accounts", default="", help="name=balance,... to create afresh")
     args = parser.parse_args()
     if not args.database_url:
         parser.error("no database: pass --database-url or set SAGAZ_DATABASE_URL")
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(args) if args.command == "serve" else balances(args))
+    command = {"serve": serve, "balances": balances, "reset": reset}[args.command]
+    asyncio.run(command(args))
 
 
 if __name__ == "__main__":

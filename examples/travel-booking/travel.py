@@ -149,7 +149,11 @@ async def show(args: argparse.Namespace) -> None:
     conn = await asyncpg.connect(args.database_url)
     try:
         for row in await conn.fetch("SELECT * FROM travel_bookings ORDER BY booked_at"):
-            print(f"  {row['trip'][:8]}  {row['kind']:<8} {row['what']:<16} {row['state']}")
+            when = ""
+            if row["cancel_started"] and row["cancel_finished"]:
+                start, end = row["cancel_started"], row["cancel_finished"]
+                when = f" from {start:%H:%M:%S.%f}"[:-3] + f" to {end:%H:%M:%S.%f}"[:-3]
+            print(f"  {row['trip'][:8]}  {row['kind']:<8} {row['what']:<20} {row['state']}{when}")
         for row in await conn.fetch("SELECT * FROM travel_emails ORDER BY sent_at"):
             print(f"  {row['trip'][:8]}  e-mail to {row['recipient']}")
     finally:
