@@ -14,7 +14,8 @@ start() {
   source "$SAGAZ_STATE/env"
   kubectl apply --server-side --force-conflicts -f "$REPO_ROOT/crds/" >/dev/null
   kubectl wait --for condition=established --timeout=60s -f "$REPO_ROOT/crds/" >/dev/null
-  start_daemon shop "$REPO_ROOT/.venv/bin/python" -u "$REPO_ROOT/examples/shop.py" --port 18080
+  start_daemon shop "$REPO_ROOT/.venv/bin/python" -u "$REPO_ROOT/examples/shop.py" --port 18080 \
+    --database-url "$SAGAZ_DATABASE_URL"
   local port_file=$SAGAZ_STATE/operator.port
   if ! daemon_running operator; then free_port >"$port_file"; fi
   # Every namespace but the test suite's own (e2e-*), which its own operators serve.
