@@ -13,6 +13,10 @@ process built on sagaz_participant.
 - ``POST /emails/send`` ``{"trip", "to"}``: answers 503 ``--email-failures`` times per trip
   first (a flaky mail relay), then sends, once.
 
+``--slow-flights SECONDS`` holds every flight booking that long *before* it reaches the SDK
+(a congested network, a queue): with a shorter attempt timeout the operator gives up on it
+and cancels it, the cancellation overtakes the booking, and the late booking is refused.
+
 Compensations name the booking by the trip (the saga uid), not by the action's output: the
 SDK may have to cancel an action whose answer never reached the operator, and then there is
 no output to name it by.
@@ -123,6 +127,17 @@ async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
     return answer
 
 
+def slow_flights(seconds: float) -> Any:
+    @web.middleware
+    async def delay(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/flights/book":
+            await asyncio.sleep(seconds)
+        answer: web.StreamResponse = await handler(request)
+        return answer
+
+    return delay
+
+
 async def serve(args: argparse.Namespace) -> None:
     pool = await asyncpg.create_pool(args.database_url, min_size=2, max_size=20)
     async with pool.acquire() as conn, conn.transaction():
@@ -131,9 +146,11 @@ async def serve(args: argparse.Namespace) -> None:
     idempotency = Idempotency(pool, table="travel_idempotency")
     await idempotency.install()
     travel = Travel(args)
-    app = web.Application(
-        middlewares=[access_log, aiohttp_web.middleware(idempotency, require_key=True)]
-    )
+    middlewares = [access_log]
+    if args.slow_flights:
+        middlewares.append(slow_flights(args.slow_flights))
+    middlewares.append(aiohttp_web.middleware(idempotency, require_key=True))
+    app = web.Application(middlewares=middlewares)
     app.router.add_post("/{kind:flights|hotels|cars}/book", travel.book)
     app.router.add_post("/{kind:flights|hotels|cars}/cancel", travel.cancel)
     app.router.add_post("/payments/charge", travel.charge)
@@ -168,6 +185,7 @@ def main() -> None:
     parser.add_argument("--hotel-seconds", type=float, default=0.5)
     parser.add_argument("--cancel-seconds", type=float, default=1.5)
     parser.add_argument("--email-failures", type=int, default=2)
+    parser.add_argument("--slow-flights", type=float, default=0.0)
     parser.add_argument("--show", action="store_true", help="print the bookings and e-mails")
     args = parser.parse_args()
     if not args.database_url:

@@ -4,6 +4,7 @@ examples/travel-booking/travel.py (on sagaz_participant) as a real process."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,11 +20,24 @@ EXAMPLE = EXAMPLES / "travel-booking"
 DEMO_ADDRESS = "127.0.0.1:18082"
 
 
+def participant(postgres_url: str, log: Path, *extra: str) -> ParticipantProcess:
+    args = ["--database-url", postgres_url, *extra]
+    return ParticipantProcess(EXAMPLE / "travel.py", args, log=log)
+
+
 @pytest.fixture
 def travel(postgres_url: str, tmp_path: Path) -> Iterator[ParticipantProcess]:
-    process = ParticipantProcess(
-        EXAMPLE / "travel.py", ["--database-url", postgres_url], log=tmp_path / "travel.log"
-    )
+    process = participant(postgres_url, tmp_path / "travel.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def slow_travel(postgres_url: str, tmp_path: Path) -> Iterator[ParticipantProcess]:
+    process = participant(postgres_url, tmp_path / "travel.log", "--slow-flights", "4")
     process.start()
     try:
         yield process
@@ -85,3 +99,43 @@ async def test_a_trip_and_a_trip_whose_hotel_is_full(
     emails = await db.fetch("SELECT trip FROM travel_emails WHERE trip = ANY($1)", trips)
     assert [r["trip"] for r in payments] == [ok]
     assert [r["trip"] for r in emails] == [ok]  # once, though it was tried three times
+
+
+async def test_a_booking_overtaken_by_its_cancellation_is_refused_and_never_applied(
+    sagas: Sagas, slow_travel: ParticipantProcess, db: asyncpg.Connection
+) -> None:
+    """The flight booking is held 4 s on its way; the attempt times out after 1 s (outcome
+    unknown), so the saga compensates the flight too. The cancellation reaches the SDK first:
+    it succeeds with nothing to undo and cancels the booking, which, arriving late, is
+    refused (409) and books nothing."""
+    definition = load(
+        EXAMPLE / "definition.yaml", address=slow_travel.address, demo_address=DEMO_ADDRESS
+    )
+    flight = definition["spec"]["steps"][0]
+    assert flight["name"] == "book-flight"
+    flight.update(timeoutSeconds=1, retry={"maxAttempts": 1})
+    await sagas.define(definition["metadata"]["name"], definition["spec"])
+    saga = load(EXAMPLE / "trip.yaml", address="", demo_address="")
+    await sagas.start(saga["metadata"]["name"], saga["spec"])
+
+    phases = await sagas.wait_all(["trip-lisbon"], within=120)
+
+    assert phases == {"trip-lisbon": "Compensated"}
+    done = await sagas.get("trip-lisbon")
+    assert {s["name"]: s["phase"] for s in done["status"]["steps"]} == {
+        "book-flight": "Compensated",
+        "book-hotel": "Compensated",
+        "book-car": "Compensated",
+        "charge-payment": "Skipped",
+        "send-confirmation": "Skipped",
+    }
+    uid = done["metadata"]["uid"]
+    late = f"/flights/book {uid}/book-flight/action -> 409"
+    async with asyncio.timeout(30):
+        while late not in slow_travel.log.read_text():  # noqa: ASYNC110 - a log, not an event
+            await asyncio.sleep(0.2)
+    text = slow_travel.log.read_text()
+    assert f"/flights/cancel {uid}/book-flight/compensation -> 200" in text
+    assert text.index("/book-flight/compensation") < text.index("/book-flight/action")
+    rows = await db.fetch("SELECT kind, state FROM travel_bookings WHERE trip = $1", uid)
+    assert {r["kind"]: r["state"] for r in rows} == {"hotels": "cancelled", "cars": "cancelled"}
