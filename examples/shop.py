@@ -1,83 +1,159 @@
 """A toy shop for the demo: inventory, payments and shipping as one HTTP participant.
 
-    python examples/shop.py --port 18080
+    python examples/shop.py --port 18080          (database: --database-url or $SAGAZ_DATABASE_URL)
 
-Every endpoint answers JSON and honours ``Idempotency-Key`` (a repeated key gets the first
-answer again, as a real participant must). Payments decline amounts over 1000 with HTTP 402,
-so ``saga-declined.yaml`` shows a compensation. ``POST /admin/outage {"path": ..., "down":
-true}`` makes an endpoint answer 503 until it is posted again with ``"down": false`` (the
-demo uses it to show ``kubectl sagaz retry``). Standard library only, on purpose: it is a
-stand-in for your services, not part of the operator.
+Built on ``sagaz_participant`` (participant/): every request must carry an
+``Idempotency-Key``, and the shop's records and its answer commit in one PostgreSQL
+transaction, so a retried request is applied once and answered the same, also after the shop
+restarts. Payments decline amounts over 1000 with HTTP 402, so ``saga-declined.yaml`` shows a
+compensation. ``POST /admin/outage {"path": ..., "down": true}`` makes an endpoint answer 503
+until it is posted again with ``"down": false`` (the demo uses it to show ``kubectl sagaz
+retry``); a 503 is not stored, so the retry after the outage is applied. It is a stand-in for
+your services, not part of the operator.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import threading
+import asyncio
+import os
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-answers: dict[str, tuple[int, dict[str, Any]]] = {}
+import asyncpg
+from aiohttp import web
+
+from sagaz_participant import Idempotency, aiohttp_web, connection
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS shop_records (
+    ref      text PRIMARY KEY,           -- reservation, payment or parcel id
+    kind     text NOT NULL,
+    order_id text,
+    state    text NOT NULL,
+    at       timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+async def record(ref: str, kind: str, order_id: Any, state: str) -> None:
+    await connection().execute(
+        "INSERT INTO shop_records (ref, kind, order_id, state) VALUES ($1, $2, $3, $4)",
+        ref,
+        kind,
+        None if order_id is None else str(order_id),
+        state,
+    )
+
+
+async def settle(ref: Any, state: str) -> None:
+    await connection().execute("UPDATE shop_records SET state = $2 WHERE ref = $1", str(ref), state)
+
+
+async def reserve(body: dict[str, Any]) -> web.Response:
+    reservation = f"res-{uuid.uuid4().hex[:8]}"
+    await record(reservation, "reservation", body.get("orderId"), "held")
+    return web.json_response({"reservationId": reservation, "items": body.get("items")})
+
+
+async def release(body: dict[str, Any]) -> web.Response:
+    await settle(body.get("reservationId"), "released")
+    return web.json_response({"released": body.get("reservationId")})
+
+
+async def charge(body: dict[str, Any]) -> web.Response:
+    amount = float(body.get("amount") or 0)
+    if amount > 1000:
+        return web.json_response({"error": f"card declined for amount {amount}"}, status=402)
+    payment = f"pay-{uuid.uuid4().hex[:8]}"
+    await record(payment, "payment", body.get("orderId"), "charged")
+    return web.json_response({"paymentId": payment, "amount": amount})
+
+
+async def refund(body: dict[str, Any]) -> web.Response:
+    await settle(body.get("paymentId"), "refunded")
+    return web.json_response({"refunded": body.get("paymentId")})
+
+
+async def ship(body: dict[str, Any]) -> web.Response:
+    tracking = f"TRK{uuid.uuid4().int % 10**8:08d}"
+    await record(tracking, "parcel", body.get("orderId"), "shipped")
+    return web.json_response({"trackingNumber": tracking})
+
+
+ROUTES = {
+    "/inventory/reserve": reserve,
+    "/inventory/release": release,
+    "/payments/charge": charge,
+    "/payments/refund": refund,
+    "/shipping/ship": ship,
+}
+
+
+def route(endpoint: Any) -> Any:
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        response: web.Response = await endpoint(body if isinstance(body, dict) else {})
+        return response
+
+    return handle
+
+
+#: Endpoints made to answer 503 through ``POST /admin/outage``.
 outages: set[str] = set()
-lock = threading.Lock()
 
 
-def handle(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    payload = body if isinstance(body, dict) else {}
-    if path == "/admin/outage":
-        target = str(payload.get("path"))
-        (outages.add if payload.get("down") else outages.discard)(target)
-        return 200, {"down": sorted(outages)}
-    if path in outages:
-        return 503, {"error": f"{path} is down for maintenance"}
-    if path == "/inventory/reserve":
-        return 200, {"reservationId": f"res-{uuid.uuid4().hex[:8]}", "items": payload.get("items")}
-    if path == "/inventory/release":
-        return 200, {"released": payload.get("reservationId")}
-    if path == "/payments/charge":
-        amount = float(payload.get("amount") or 0)
-        if amount > 1000:
-            return 402, {"error": f"card declined for amount {amount}"}
-        return 200, {"paymentId": f"pay-{uuid.uuid4().hex[:8]}", "amount": amount}
-    if path == "/payments/refund":
-        return 200, {"refunded": payload.get("paymentId")}
-    if path == "/shipping/ship":
-        return 200, {"trackingNumber": f"TRK{uuid.uuid4().int % 10**8:08d}"}
-    return 404, {"error": f"no such endpoint {path}"}
+@web.middleware
+async def outage(request: web.Request, handler: Any) -> web.StreamResponse:
+    """``/admin/outage`` switches an endpoint off or on; an endpoint that is off answers 503
+    before the idempotency layer sees the request, so nothing is stored for its key."""
+    if request.path == "/admin/outage":
+        body = await request.json() if request.can_read_body else {}
+        target = str(body.get("path")) if isinstance(body, dict) else ""
+        (outages.add if isinstance(body, dict) and body.get("down") else outages.discard)(target)
+        return web.json_response({"down": sorted(outages)})
+    if request.path in outages:
+        return web.json_response({"error": f"{request.path} is down for maintenance"}, status=503)
+    answer: web.StreamResponse = await handler(request)
+    return answer
 
 
-class Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        key = self.headers.get("Idempotency-Key")
-        with lock:
-            if key is None or key not in answers:
-                answers_value = handle(self.path, body)
-                if key is not None and answers_value[0] < 500:  # a 5xx is worth retrying
-                    answers[key] = answers_value
-            else:
-                answers_value = answers[key]
-        status, answer = answers_value
-        data = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+@web.middleware
+async def access_log(request: web.Request, handler: Any) -> web.StreamResponse:
+    answer: web.StreamResponse = await handler(request)
+    replayed = " (replayed)" if answer.headers.get("Idempotent-Replayed") else ""
+    print(f"shop: {request.method} {request.path} -> {answer.status}{replayed}", flush=True)
+    return answer
 
-    def log_message(self, format: str, *args: Any) -> None:
-        print(f"shop: {self.command} {self.path} -> {args[1] if len(args) > 1 else ''}", flush=True)
+
+async def serve(args: argparse.Namespace) -> None:
+    pool = await asyncpg.create_pool(args.database_url, min_size=1, max_size=20)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('shop-schema'))")
+        await conn.execute(SCHEMA)
+    idempotency = Idempotency(pool, table="shop_idempotency")
+    await idempotency.install()
+    app = web.Application(
+        middlewares=[access_log, outage, aiohttp_web.middleware(idempotency, require_key=True)]
+    )
+    for path, endpoint in ROUTES.items():
+        app.router.add_post(path, route(endpoint))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    print(f"shop: listening on {args.host}:{args.port}", flush=True)
+    await asyncio.Event().wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--database-url", default=os.environ.get("SAGAZ_DATABASE_URL"))
     args = parser.parse_args()
-    ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+    if not args.database_url:
+        parser.error("no database: pass --database-url or set SAGAZ_DATABASE_URL")
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

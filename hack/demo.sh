@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, from a fresh machine: bring up the local stack, run the operator, run the
 # example sagas (HTTP steps, and HTTP + Job steps; each once succeeding, once compensated)
-# and show them with kubectl.
+# against the demo shop (examples/shop.py, on sagaz_participant), show them with kubectl, and
+# print one saga's events from Kafka through a consumer inbox (hack/saga-events.py).
 source "$(dirname "$0")/lib.sh"
 "$REPO_ROOT/hack/up.sh"
 "$REPO_ROOT/hack/operator.sh" start
@@ -29,7 +30,8 @@ show kubectl get saga order-1002 \
   -o jsonpath='{range .status.steps[*]}{.name}{"\t"}{.phase}{"\t"}{.error}{"\n"}{end}'
 printf '\n$ kubectl describe saga order-1002   (events)\n'
 kubectl describe saga order-1002 | sed -n '/^Events:/,$p'
-printf '\n# The same story reached Kafka through the outbox (topic saga-events, key = saga uid):\n'
+printf '\n# The same story reached Kafka through the outbox (topic saga-events, key = saga uid),\n'
+printf '# read by a consumer on sagaz_participant'"'"'s inbox (each event printed once, ever):\n'
 uid=$(kubectl get saga order-1002 -o jsonpath='{.metadata.uid}')
 "$REPO_ROOT/.venv/bin/python" "$REPO_ROOT/hack/saga-events.py" "$uid"
 

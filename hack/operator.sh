@@ -5,7 +5,7 @@
 # (On the local cluster OutboxWorker pods are kwok's and run nothing, so the relay runs here.)
 #
 #   hack/operator.sh start   install the CRDs, start shop + operator + relay (kept if running)
-#   hack/operator.sh stop    stop them (by pid)
+#   hack/operator.sh stop    stop them, and the examples' participants (by pid)
 # The operator serves its read API on the loopback port make up chose (SAGAZ_API_URL in .dev/env).
 # Logs: .dev/operator.log, .dev/shop.log, .dev/relay.log
 source "$(dirname "$0")/lib.sh"
@@ -15,7 +15,8 @@ start() {
   source "$SAGAZ_STATE/env"
   kubectl apply --server-side --force-conflicts -f "$REPO_ROOT/crds/" >/dev/null
   kubectl wait --for condition=established --timeout=60s -f "$REPO_ROOT/crds/" >/dev/null
-  start_daemon shop "$REPO_ROOT/.venv/bin/python" -u "$REPO_ROOT/examples/shop.py" --port 18080
+  start_daemon shop "$REPO_ROOT/.venv/bin/python" -u "$REPO_ROOT/examples/shop.py" --port 18080 \
+    --database-url "$SAGAZ_DATABASE_URL"
   local port_file=$SAGAZ_STATE/operator.port
   if ! daemon_running operator; then free_port >"$port_file"; fi
   # Every namespace but the test suite's own (e2e-*), which its own operators serve.
@@ -32,6 +33,9 @@ start() {
 }
 
 stop() {
+  # The examples' participants (examples/*/run.sh start them), then the demo's own.
+  stop_daemon bank
+  stop_daemon travel
   stop_daemon relay
   stop_daemon operator
   stop_daemon shop

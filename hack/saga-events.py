@@ -1,43 +1,60 @@
 """Print the saga events of one saga from Kafka (topic saga-events), as the demo shows them.
 
-.venv/bin/python hack/saga-events.py <saga-uid>     (after `source .dev/env`)
+    .venv/bin/python hack/saga-events.py <saga-uid>     (after `source .dev/env`)
+
+It is a consumer as a participant would write one, on ``sagaz_participant.Inbox``: consumer
+group ``sagaz-demo-printer``, offsets committed after the events are handled, and each
+event's ``ce_id`` recorded in PostgreSQL (table ``sagaz_inbox``, consumer ``demo-printer``)
+when it is handled, so a redelivered event is not printed again — also across demo runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
+
+from sagaz_participant import Event, Inbox
+from sagaz_participant.schema import Connection
+
+FINAL = ("SagaCompensated", "SagaSucceeded", "SagaFailed", "SagaCompensationFailed")
 
 
 async def main(uid: str) -> None:
-    consumer = AIOKafkaConsumer(
-        "saga-events",
-        bootstrap_servers=os.environ["SAGAZ_KAFKA_BOOTSTRAP_SERVERS"],
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        deadline = asyncio.get_running_loop().time() + 15
-        finished = False
-        while not finished and asyncio.get_running_loop().time() < deadline:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    if record.key != uid.encode():
-                        continue
-                    headers = dict(record.headers)
-                    event = headers["ce_type"].decode()
-                    payload = json.loads(record.value)
-                    detail = payload.get("step") or payload.get("message") or ""
-                    print(f"  {event:<28} {detail}")
-                    finished = finished or event.startswith(("SagaCompensated", "SagaSucceeded"))
-    finally:
-        await consumer.stop()
+    finished = asyncio.Event()
+
+    async def show(conn: Connection, event: Event) -> None:
+        if event.key != uid.encode():
+            return  # another saga's event: handled (recorded) without a word
+        payload = event.json()
+        detail = payload.get("step") or payload.get("message") or ""
+        print(f"  {event.type:<28} {detail}", flush=True)
+        if event.type.startswith(FINAL):
+            finished.set()
+
+    async with asyncpg.create_pool(
+        os.environ["SAGAZ_DATABASE_URL"], min_size=1, max_size=2
+    ) as pool:
+        inbox = Inbox(pool, consumer="demo-printer")
+        await inbox.install()
+        consumer = AIOKafkaConsumer(
+            "saga-events",
+            bootstrap_servers=os.environ["SAGAZ_KAFKA_BOOTSTRAP_SERVERS"],
+            group_id="sagaz-demo-printer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            async with asyncio.timeout(15):
+                await inbox.consume(consumer, show, stop=finished)
+        except TimeoutError:
+            print("  (no final event within 15 s; events printed before are not printed again)")
+        finally:
+            await consumer.stop()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the package (editable) with its dev extras. Re-installs only
-# when the package metadata in pyproject.toml changed, so calling it before every command costs nothing.
+# Creates .venv and installs the package (editable) with its dev and participant extras.
+# Re-installs only when the package metadata in pyproject.toml changed, so calling it before
+# every command costs nothing.
 source "$(dirname "$0")/lib.sh"
 
 VENV=$REPO_ROOT/.venv
@@ -20,5 +21,5 @@ fi
 log "installing the package and its dev tools into .venv"
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev]"
+"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev,participant]"
 echo "$want" >"$stamp"

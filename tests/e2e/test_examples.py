@@ -26,13 +26,14 @@ DEMO_ADDRESS = "127.0.0.1:18080"
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def shop(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[str]:
     """The demo shop on a free port (the demo's own may be running on 18080)."""
     port = stack.free_port()
     log = tmp_path_factory.mktemp("shop") / "shop.log"
+    command = [sys.executable, str(EXAMPLES / "shop.py"), "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(EXAMPLES / "shop.py"), "--port", str(port)],
+            [*command, "--database-url", postgres_url],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
