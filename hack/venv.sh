@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the package (editable) with its dev extras. Re-installs only
+# Creates .venv and installs the package (editable) with its dev extras and the benchmark
+# peers (extra `bench`: `make bench` and its smoke test; never a runtime dependency). Re-installs only
 # when the package metadata in pyproject.toml changed, so calling it before every command costs nothing.
 source "$(dirname "$0")/lib.sh"
 
@@ -20,5 +21,5 @@ fi
 log "installing the package and its dev tools into .venv"
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev]"
+"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev,bench]"
 echo "$want" >"$stamp"
