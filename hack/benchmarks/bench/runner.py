@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     write(report, output=args.output, readme=args.readme, command=args.command)
     wrong = sum(f.wrong for f in report.figures)
     failed = [note for note in report.notes if " failed: " in note]
+    failed += [line for line in report.scale + report.relay if line.startswith("failed:")]
     if wrong or failed:
         print(f"bench: {wrong} wrong sagas, {len(failed)} failed systems", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ POSTs with aiohttp. A saga is "done" when its workflow's result arrives at the c
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import time
 import uuid
@@ -49,6 +50,8 @@ class Temporal:
             return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
     async def start(self) -> None:
+        # The SDK logs every failed activity with its traceback; d fails by design here.
+        logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
         port = procs.free_port()
         self._server = self._spawn(port)
         await asyncio.to_thread(procs.wait_listening, port, self._server, within=120)
