@@ -16,18 +16,20 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 
 def _package(file: str) -> str:
+    """The package a frame's file belongs to: py-spy names files relative to their root
+    (``httpx/_client.py``, ``asyncio/events.py``); the operator's own by layer."""
     parts = Path(file).parts
-    if "site-packages" in parts:
-        return parts[parts.index("site-packages") + 1].removesuffix(".py")
-    if "sagaz_operator" in parts:
-        index = parts.index("sagaz_operator")
-        return "/".join(parts[index : index + 2]).removesuffix(".py")
-    return "stdlib:" + Path(file).stem if "python3" in file else Path(file).stem
+    if not parts:
+        return "?"
+    if parts[0] == "sagaz_operator" and len(parts) > 2:
+        return f"sagaz_operator/{parts[1]}"
+    return parts[0].removesuffix(".py")
 
 
 def summarize(path: Path, *, top: int = 12) -> list[str]:
     leaves: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    ours: Counter[str] = Counter()  # the operator's adapter/service functions, inclusive
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -40,13 +42,26 @@ def summarize(path: Path, *, top: int = 12) -> list[str]:
         if not named:
             continue
         func, file = named[-1]
-        leaves[f"{func} ({_package(file)})"] += count
+        leaves[f"{func} ({file})"] += count
         for package in {_package(file) for _, file in named}:
             packages[package] += count
+        for name in {
+            f"{func} ({file})"
+            for func, file in named
+            if file.startswith(("sagaz_operator/adapters/", "sagaz_operator/services/"))
+        }:
+            ours[name] += count
     if not total:
         return ["(no samples)"]
-    lines = [f"{total:,} samples at 100 Hz. Inclusive, by package on the stack:", ""]
+    lines = [
+        f"{total:,} samples at 100 Hz (py-spy, wall-clock samples of the main thread "
+        "include idle waiting in the event loop's select).",
+        "",
+    ]
+    lines += ["Inclusive, by package on the stack:", ""]
     lines += [f"- {name}: {n / total:.0%}" for name, n in packages.most_common(top)]
+    lines += ["", "Inclusive, by the operator's own adapter and service functions:", ""]
+    lines += [f"- {name}: {n / total:.0%}" for name, n in ours.most_common(top)]
     lines += ["", "Self time, by function:", ""]
     lines += [f"- {name}: {n / total:.1%}" for name, n in leaves.most_common(top)]
     return lines

@@ -15,6 +15,7 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -183,7 +184,7 @@ async def bench(
             print("\n".join(report.relay), flush=True)
     finally:
         part.stop()
-    report.notes = notes(args)
+    report.notes = notes(args) + report.notes
     if args.profile and (workdir / "operator.pyspy").exists():
         report.profile = profile.summarize(workdir / "operator.pyspy")
     print(f"(logs in {workdir})", flush=True)
@@ -220,6 +221,9 @@ async def _measure(
                 run.extra["participant_busy"] = busy / elapsed if elapsed > 0 else 0.0
                 result = figures(run)
                 report.figures.append(result)
+                report.notes += [
+                    f"- {system.name}, {variant.value}, N={n}: {note}" for note in result.notes
+                ]
                 print(
                     f"  {variant.value:<8} N={n:<5} {result.sagas_per_s:8.1f} sagas/s  "
                     f"p50 {result.latency_p50 * 1000:8.1f} ms  wrong {result.wrong}  "
@@ -228,7 +232,7 @@ async def _measure(
                 )
     except Exception as error:
         traceback.print_exc()
-        report.notes.append(f"{system.name} failed: {error!r}")
+        report.notes.append(f"- {system.name} failed: {error!r}")
     finally:
         with contextlib.suppress(Exception):
             await system.close()
@@ -297,8 +301,13 @@ def write(report: table.Report, *, output: Path, readme: bool, command: str) -> 
     path.write_text(head + "\n".join(block) + tail)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that every finally stops what it started
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     postgres = stack.Postgres(f"postgres-bench-{os.getpid()}")
     with stack.cluster() as cluster:
         database_url = postgres.start()

@@ -72,7 +72,7 @@ async def scale(operator: Operator, *, count: int, running: int, within: float) 
         )
         await operator.create(namespace, finished, {"definitionRef": {"name": "missing"}})
         created = time.monotonic() - started
-        await watcher.wait(count, within=within)
+        await watcher.wait(count, stall=60, within=within)
         settled = time.monotonic() - started
         loaded = procs.usage(pid)
         await watcher.stop()
@@ -90,7 +90,11 @@ async def scale(operator: Operator, *, count: int, running: int, within: float) 
         "SagaDefinition (finished: `Failed` at once).",
         f"- created in {created:.1f} s (concurrent POSTs); reached their phase after "
         f"{settled:.1f} s: {reached or 'none'}"
-        + ("" if len(watcher.phases) >= count else f" (deadline {within:.0f} s passed)"),
+        + (
+            ""
+            if len(watcher.phases) >= count
+            else " (stopped waiting: no progress, or the deadline)"
+        ),
         f"- operator RSS: {_mib(idle.rss_bytes)} with no Sagas, {_mib(loaded.rss_bytes)} with "
         f"them ({per_saga / 1024:,.1f} KiB per Saga); peak {_mib(loaded.peak_rss_bytes)}; "
         f"CPU {loaded.cpu_seconds - idle.cpu_seconds:,.1f} s",

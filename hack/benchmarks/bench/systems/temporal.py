@@ -10,6 +10,7 @@ POSTs with aiohttp. A saga is "done" when its workflow's result arrives at the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import subprocess
 import time
@@ -67,9 +68,12 @@ class Temporal:
         return None if self._server is None else self._server.pid
 
     async def close(self) -> None:
+        # Bounded: an interrupted run leaves workflows in flight, which shutdown would await.
         if self._worker is not None:
-            await self._worker.shutdown()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._worker.shutdown(), 20)
         if self._worker_task is not None:
+            self._worker_task.cancel()
             await asyncio.gather(self._worker_task, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
