@@ -66,17 +66,25 @@ def figures(run: Run) -> Figures:
     for saga, path, at in run.records:
         by_saga[saga][path].append(at)
     overheads: list[float] = []
-    wrong = 0
+    why: dict[str, int] = defaultdict(int)
     for saga in run.finished.keys() | by_saga.keys():
         arrivals = by_saga.get(saga, {})
-        good = run.outcomes.get(saga) == run.variant.outcome and all(
-            len(arrivals.get(p, ())) == 1 for p in run.variant.paths
-        )
-        wrong += not good
+        if saga not in run.finished:
+            why["not seen finished"] += 1
+        elif run.outcomes.get(saga) != run.variant.outcome:
+            why[f"ended {run.outcomes.get(saga)}"] += 1
+        elif any(len(arrivals.get(p, ())) > 1 for p in run.variant.paths):
+            why["a request repeated (a retry)"] += 1
+        elif any(len(arrivals.get(p, ())) != 1 for p in run.variant.paths):
+            why["a request missing"] += 1
         for target, deps in run.variant.after.items():
             if arrivals.get(target) and all(arrivals.get(d) for d in deps):
                 overheads.append(min(arrivals[target]) - max(min(arrivals[d]) for d in deps))
-    wrong += max(0, run.n - len(run.finished.keys() | by_saga.keys()))
+    missing = run.n - len(run.finished.keys() | by_saga.keys())
+    if missing > 0:
+        why["never reached the participant nor finished"] += missing
+    wrong = sum(why.values())
+    notes = list(run.notes) + [f"{count} {reason}" for reason, count in sorted(why.items())]
     end = max(run.finished.values(), default=run.started)
     elapsed = max(end - run.started, 1e-9)
     latencies = [at - run.started for at in run.finished.values()]
@@ -92,5 +100,5 @@ def figures(run: Run) -> Figures:
         overhead_p99=percentile(overheads, 0.99),
         wrong=wrong,
         extra=dict(run.extra),
-        notes=tuple(run.notes),
+        notes=tuple(notes),
     )

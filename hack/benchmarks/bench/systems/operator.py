@@ -92,7 +92,10 @@ class Operator:
         await self.kube.close()
 
     async def namespace(self) -> str:
-        name = f"bench-{uuid.uuid4().hex[:8]}"
+        """A fresh namespace that no other operator serves: ``make demo``'s serves all but
+        ``e2e-*``, the test suite's all ``e2e-*`` but ``e2e-own-*`` (tests with operators of
+        their own), so the bench's own operator is the only one running these Sagas."""
+        name = f"e2e-own-bench-{uuid.uuid4().hex[:8]}"
         await self.kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
         self.namespaces.append(name)
         return name
