@@ -168,7 +168,9 @@ class Operator:
             run.finished = {k: v for k, v in watcher.finished.items() if k in names}
             run.outcomes = {k: v for k, v in watcher.phases.items() if k in names}
             if len(run.finished) < n:
-                run.notes.append(f"only {len(run.finished)}/{n} finished (no progress for 90 s)")
+                run.notes.append(
+                    f"only {len(run.finished)}/{n} finished (the watch was silent for 90 s)"
+                )
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()
@@ -208,19 +210,19 @@ class Watcher:
 
     def _see(self, items: list[dict[str, Any]]) -> None:
         now = time.monotonic()
+        self._changed.set()  # any change is progress
         for item in items:
             name = item["metadata"]["name"]
             phase = (item.get("status") or {}).get("phase")
             if phase in self._phases and name not in self.finished:
                 self.finished[name], self.phases[name] = now, phase
-                self._changed.set()
 
     async def _loop(self, version: str) -> None:
         while True:
             try:
                 async for event in self._kube.watch(self._path, version):
                     version = event["object"]["metadata"].get("resourceVersion", version)
-                    if event["type"] in ("ADDED", "MODIFIED"):
+                    if event["type"] in ("ADDED", "MODIFIED"):  # bookmarks are no progress
                         self._see([event["object"]])
                     elif event["type"] == "ERROR":  # e.g. 410 Gone: list again
                         listed = await self._kube.request("GET", self._path)
@@ -231,15 +233,15 @@ class Watcher:
                 await asyncio.sleep(0.5)
 
     async def wait(self, count: int, *, stall: float = 90, within: float = 1800) -> None:
-        """Until ``count`` Sagas are seen, no new one for ``stall`` seconds (stuck: the run
-        reports what it saw), or ``within`` seconds in all. A loaded machine only slows
-        progress, so the deadline is on the lack of it."""
+        """Until ``count`` Sagas are seen finished, the watch has been silent for ``stall``
+        seconds (no status change at all: stuck, the run reports what it saw), or ``within``
+        seconds passed. A loaded machine only slows progress, so the deadline is on the lack
+        of it: with N sagas running side by side the first may finish late."""
         deadline = time.monotonic() + within
         while len(self.finished) < count and time.monotonic() < deadline:
             self._changed.clear()
-            wait = min(stall, max(0.0, deadline - time.monotonic()))
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(min(stall, max(0.0, deadline - time.monotonic()))):
                     await self._changed.wait()
             except TimeoutError:
                 return
