@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import importlib.metadata
+import logging
 import os
 import platform
 import signal
@@ -307,6 +308,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # The sagaz library configures the root logger at INFO, which would print every request.
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("httpx", "httpcore", "sagaz", "temporalio.activity"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _interrupt)
     postgres = stack.Postgres(f"postgres-bench-{os.getpid()}")
     with stack.cluster() as cluster:
