@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import importlib.metadata
 import logging
+import math
 import os
 import platform
 import signal
@@ -219,7 +220,8 @@ async def _measure(
                 busy = part.cpu_seconds() - cpu
                 run.records = await part.records()
                 elapsed = max(run.finished.values(), default=run.started) - run.started
-                run.extra["participant_busy"] = busy / elapsed if elapsed > 0 else 0.0
+                # /proc counts CPU in 10 ms ticks: meaningless for a batch shorter than 1 s.
+                run.extra["participant_busy"] = busy / elapsed if elapsed >= 1 else math.nan
                 result = figures(run)
                 report.figures.append(result)
                 report.notes += [

@@ -32,6 +32,10 @@ def _num(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0%}"
+
+
 def comparison(figures: list[Figures]) -> list[str]:
     """One row per (system, variant, N); x op = this system's sagas/s over the operator's."""
     operator = {(f.variant, f.n): f for f in figures if f.system == OPERATOR}
@@ -52,7 +56,7 @@ def comparison(figures: list[Figures]) -> list[str]:
             f"| {f.system} | {f.variant.value} | {f.n} | {_num(f.sagas_per_s)} | {ratio} "
             f"| {_num(f.steps_per_s)} | {_ms(f.latency_p50)} / {_ms(f.latency_p99)} "
             f"| {_ms(f.overhead_p50)} / {_ms(f.overhead_p99)} "
-            f"| {f.extra.get('participant_busy', math.nan):.0%} | {f.wrong} |"
+            f"| {_share(f.extra.get('participant_busy', math.nan))} | {f.wrong} |"
         )
     return lines
 
