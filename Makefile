@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test check up down purge crds venv tools
+.PHONY: help demo test check up down purge crds venv tools bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,3 +34,7 @@ venv: ## create .venv with the package and dev tools
 
 tools: ## build or find the pinned cluster binaries (kube-apiserver, etcd, kwok, kubectl, helm)
 	@hack/tools.sh
+
+bench: ## compare the operator with Temporal, the sagaz library and the floor (QUICK=1: N <= 100; PROFILE=1: py-spy)
+	@BENCH_COMMAND="make bench$(if $(QUICK), QUICK=1)$(if $(PROFILE), PROFILE=1)" \
+	  hack/bench.sh $(if $(QUICK),--quick) $(if $(PROFILE),--profile)

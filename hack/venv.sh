@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the package (editable) with its dev and participant extras.
-# Re-installs only when the package metadata in pyproject.toml changed, so calling it before
-# every command costs nothing.
+# Creates .venv and installs the package (editable) with its dev and participant extras and
+# the benchmark peers (extra `bench`: `make bench` and its smoke test; never a runtime
+# dependency). Re-installs only when the package metadata in pyproject.toml changed, so calling
+# it before every command costs nothing.
 source "$(dirname "$0")/lib.sh"
 
 VENV=$REPO_ROOT/.venv
@@ -21,5 +22,5 @@ fi
 log "installing the package and its dev tools into .venv"
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev,participant]"
+"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev,participant,bench]"
 echo "$want" >"$stamp"

@@ -87,7 +87,7 @@ class Workers:
                     subprocess.Popen([WORKER], env=env, stdout=log, stderr=subprocess.STDOUT)
                 )
 
-    async def balanced(self, *, within: float = 30) -> None:
+    async def balanced(self, *, within: float = 120) -> None:
         """Wait until every worker is healthy and the partitions are shared out fairly."""
         cap = -(-PARTITIONS // len(self.ports))
         deadline = time.monotonic() + within
