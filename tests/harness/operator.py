@@ -53,7 +53,7 @@ class OperatorProcess:
             command += ["--namespace", namespace]
         command += self.arguments
         if os.environ.get("SAGAZ_TEST_DEBUG"):  # debug logs of every test operator
-            command.append('--verbose')
+            command.append("--verbose")
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
