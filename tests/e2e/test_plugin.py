@@ -19,6 +19,7 @@ from harness.operator import OperatorProcess
 from harness.participants import Fail, ParticipantServer, Respond, Stall
 from harness.plugin import Plugin
 from harness.sagas import Sagas
+from sagaz_operator.api.definition import PARTICIPANT_CREDENTIALS_LABEL
 
 pytestmark = pytest.mark.cluster
 
@@ -67,7 +68,9 @@ async def two_sagas(k8s: client.ApiClient, sagas: Sagas, server: ParticipantServ
         client.CoreV1Api(k8s).create_namespaced_secret,
         sagas.namespace,
         client.V1Secret(
-            metadata=client.V1ObjectMeta(name="pay"),
+            metadata=client.V1ObjectMeta(
+                name="pay", labels={PARTICIPANT_CREDENTIALS_LABEL: "true"}
+            ),
             data={"t": base64.b64encode(SECRET.encode()).decode()},
         ),
     )

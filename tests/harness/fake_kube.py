@@ -77,7 +77,14 @@ class FakeKube:
         self.written.set()
 
     async def create_event(
-        self, ref: ObjectRef, *, name: str, reason: str, message: str, warning: bool = False
+        self,
+        ref: ObjectRef,
+        *,
+        name: str,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "Finish",
     ) -> None:
         await self._answer("create_event", ref, {"name": name, "reason": reason})
         self.events.setdefault(name, {"reason": reason, "message": message, "warning": warning})

@@ -128,7 +128,14 @@ class Kube:
         self.statuses.append(json.loads(json.dumps(status)))
 
     async def create_event(
-        self, ref: object, *, name: str, reason: str, message: str, warning: bool = False
+        self,
+        ref: object,
+        *,
+        name: str,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "Finish",
     ) -> None:
         self.events.append((reason, message, warning))
 

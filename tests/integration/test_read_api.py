@@ -151,8 +151,8 @@ async def test_history_and_outbox_come_in_journal_order_page_by_page(
         input={"orderId": "7"},
     )
     try:
-        await journal.create(record)
-        events: list[ev.Event] = [ev.SagaStarted(at=T0)]
+        await journal.start(record, first=ev.SagaStarted(at=T0), phase="Running", finished=False)
+        events: list[ev.Event] = []
         for attempt in range(1, 126):
             at = T0 + timedelta(seconds=attempt)
             events += [
@@ -165,7 +165,7 @@ async def test_history_and_outbox_come_in_journal_order_page_by_page(
                     retryable=True,
                 ),
             ]
-        version = 0
+        version = 1
         for start in range(0, len(events), 50):  # several transactions, as a real run has
             chunk = events[start : start + 50]
             version = await journal.append(

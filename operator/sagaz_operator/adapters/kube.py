@@ -224,14 +224,23 @@ class Kube:
                 return
 
     async def create_event(
-        self, ref: ObjectRef, *, name: str, reason: str, message: str, warning: bool = False
+        self,
+        ref: ObjectRef,
+        *,
+        name: str,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "Finish",
     ) -> None:
         """Record an Event named ``name``, raising ``KubeError`` if it could not be.
 
         The fixed name makes repeating it harmless: an Event that already exists (an earlier
         try landed though its answer was lost) counts as recorded, so one fact is one Event.
         """
-        body = self._event(ref, name=name, reason=reason, message=message, warning=warning)
+        body = self._event(
+            ref, name=name, reason=reason, message=message, warning=warning, action=action
+        )
         code, content = await self._send("POST", _events_path(ref.namespace), body=body)
         if code != 409:
             _json(code, content)

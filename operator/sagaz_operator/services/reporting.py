@@ -80,12 +80,14 @@ def terminal_notice(event: ev.Event) -> Notice | None:
     """The Event that says how a saga ended (``SagaSucceeded``, ``SagaRejected``...), if
     ``event`` is the one that ended it."""
     if isinstance(event, ev.SagaFinished):
-        warning = event.outcome is not ev.Outcome.SUCCEEDED
+        warning, action = event.outcome is not ev.Outcome.SUCCEEDED, "Finish"
     elif isinstance(event, ev.SagaRejected):
-        warning = True
+        warning, action = True, "Start"
     else:
         return None
-    return Notice(reason=codec.public_type(event), message=_describe(event), warning=warning)
+    return Notice(
+        reason=codec.public_type(event), message=_describe(event), warning=warning, action=action
+    )
 
 
 class Reporter:

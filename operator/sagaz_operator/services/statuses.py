@@ -55,7 +55,14 @@ class StatusPort(Protocol):
     ) -> None: ...
 
     async def create_event(
-        self, ref: ObjectRef, *, name: str, reason: str, message: str, warning: bool = False
+        self,
+        ref: ObjectRef,
+        *,
+        name: str,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        action: str = "Finish",
     ) -> None: ...
 
 
@@ -66,6 +73,7 @@ class Notice:
     reason: str
     message: str
     warning: bool
+    action: str = "Finish"  # the events.k8s.io ``action``: what the operator was doing
 
 
 def event_name(ref: ObjectRef, reason: str) -> str:
@@ -215,6 +223,7 @@ class StatusOutbox:
                 reason=notice.reason,
                 message=notice.message,
                 warning=notice.warning,
+                action=notice.action,
             )
             if delivery.notice is notice:
                 delivery.notice_done = True

@@ -77,13 +77,19 @@ class Overview:
         return value
 
     async def changed_since(self, cursor: datetime) -> Changes:
-        """Sagas updated after ``cursor - OVERLAP``, oldest first, at most ``MAX_CHANGES``."""
+        """Sagas updated after ``cursor - OVERLAP``, oldest first: the newest ``MAX_CHANGES``.
+
+        The newest, not the oldest: when more sagas changed within the window than one answer
+        holds, the pages are told to reload (``more``) and the feed's cursor still moves on to
+        the newest change. Reading the oldest ones instead kept the cursor inside the window
+        for ever once a burst (or one bulk write) filled it."""
         rows = await self._fetch(
             """SELECT uid, namespace, name, definition_name, phase, version, updated_at
-               FROM sagaz_sagas WHERE updated_at > $1 ORDER BY updated_at LIMIT $2""",
+               FROM sagaz_sagas WHERE updated_at > $1 ORDER BY updated_at DESC LIMIT $2""",
             cursor - OVERLAP,
             MAX_CHANGES + 1,
         )
+        rows = list(reversed(rows[:MAX_CHANGES])) + rows[MAX_CHANGES:]
         items = [
             Change(
                 uid=str(row["uid"]),
