@@ -26,7 +26,9 @@ async def saga_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"sagaz.io/saga": kopf.PRESENT})
-def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # async: Kopf runs a sync handler in a worker thread, and observe() resolves futures of
+    # the event loop, which is safe only from the loop's own thread.
     runtime: Runtime = memo["runtime"]
     if runtime.jobs is not None:
         runtime.jobs.observe(body)
