@@ -11,9 +11,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from kubernetes.client import ApiClient
 
-from harness import crds, kube, stack
+from harness import stack
 from harness.operator import OperatorProcess
 from harness.participants import Fail, ParticipantServer, Respond, Stall
 from harness.plugin import Plugin
@@ -178,19 +177,6 @@ async def test_a_retry_requested_while_the_operator_is_down_is_applied_when_it_i
     assert kinds.count("RetryRequested") == 1
     assert kinds.index("RetryRequested") > kinds.index("SagaFinished")
     assert kinds[-1] == "SagaFinished"
-
-
-@pytest.fixture
-def own_namespace(k8s: ApiClient) -> Iterator[str]:
-    """A namespace the session's operator leaves alone (e2e-own-*), for an operator of ours."""
-    crds.install(k8s)
-    with kube.namespace(k8s, prefix="e2e-own") as name:
-        yield name
-
-
-@pytest.fixture
-def own_sagas(k8s: ApiClient, own_namespace: str) -> Sagas:
-    return Sagas(k8s, own_namespace)
 
 
 @pytest.fixture

@@ -61,9 +61,7 @@ class Overview:
     async def phases(self, where: SagaFilter) -> dict[str, int]:
         """How many sagas are in each phase (only the phases that have any), counting, like
         the list, only the newest run of each name unless ``where.all_runs``."""
-        clauses, args = _where(where)
-        if not where.all_runs:
-            clauses.append(reads.NEWEST_RUN)
+        clauses, args = reads.filter_clauses(where)
         sql = "SELECT phase, count(*) AS n FROM sagaz_sagas s"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -115,23 +113,4 @@ class Overview:
             raise DatabaseUnavailableError(f"{type(error).__name__}: {error}") from error
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            async with self._pool.acquire() as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                return rows
-        except unavailable() as error:
-            raise DatabaseUnavailableError(f"{type(error).__name__}: {error}") from error
-
-
-def _where(where: SagaFilter) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-    for column, value in (
-        ("namespace", where.namespace),
-        ("phase", where.phase),
-        ("definition_name", where.definition),
-    ):
-        if value:
-            args.append(value)
-            clauses.append(f"s.{column} = ${len(args)}")
-    return clauses, args
+        return await reads.fetch(self._pool, sql, *args)

@@ -45,8 +45,6 @@ _LISTED = """SELECT s.uid, s.namespace, s.name, s.definition_name, s.definition_
 _NEWEST = """NOT EXISTS (SELECT 1 FROM sagaz_sagas later
     WHERE later.namespace = s.namespace AND later.name = s.name
     AND (later.created_at, later.uid) > (s.created_at, s.uid))"""
-#: The same condition (on ``sagaz_sagas s``) for the web UI's counts by phase.
-NEWEST_RUN = _NEWEST
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,20 +127,12 @@ class Reads:
         Only the newest run of each name, unless ``where.all_runs``: the journal keeps sagas
         that were deleted (and perhaps created again under the same name).
         """
-        clauses, args = [], []
+        clauses, args = filter_clauses(where)
 
         def arg(value: Any) -> str:
             args.append(value)
             return f"${len(args)}"
 
-        if where.namespace:
-            clauses.append(f"s.namespace = {arg(where.namespace)}")
-        if where.phase:
-            clauses.append(f"s.phase = {arg(where.phase)}")
-        if where.definition:
-            clauses.append(f"s.definition_name = {arg(where.definition)}")
-        if not where.all_runs:
-            clauses.append(_NEWEST)
         if after is not None:
             keys = (
                 arg(after.namespace),
@@ -225,12 +215,34 @@ class Reads:
         return sorted(entries, key=lambda entry: entry.seq)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            async with self._pool.acquire() as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                return rows
-        except unavailable() as error:
-            raise DatabaseUnavailableError(f"{type(error).__name__}: {error}") from error
+        return await fetch(self._pool, sql, *args)
+
+
+async def fetch(pool: asyncpg.Pool, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """The rows of one read; a lost or refused connection is ``DatabaseUnavailableError``."""
+    try:
+        async with pool.acquire() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+    except unavailable() as error:
+        raise DatabaseUnavailableError(f"{type(error).__name__}: {error}") from error
+
+
+def filter_clauses(where: SagaFilter) -> tuple[list[str], list[Any]]:
+    """SQL conditions on ``sagaz_sagas s`` for ``where``, and their numbered arguments."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (
+        ("namespace", where.namespace),
+        ("phase", where.phase),
+        ("definition_name", where.definition),
+    ):
+        if value:
+            args.append(value)
+            clauses.append(f"s.{column} = ${len(args)}")
+    if not where.all_runs:
+        clauses.append(_NEWEST)
+    return clauses, args
 
 
 class NotAUidError(ValueError):
