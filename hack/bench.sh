@@ -7,6 +7,7 @@
 # Writes docs/benchmarks/results.md and the table in README.md.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
+export SAGAZ_BENCH_STARTED=${SAGAZ_BENCH_STARTED:-$(date +%s)}
 "$REPO_ROOT/hack/deps.sh"
 "$REPO_ROOT/hack/venv.sh"
 "$REPO_ROOT/hack/temporal.sh" path >/dev/null

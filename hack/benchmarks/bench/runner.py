@@ -89,6 +89,18 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores ({model}), {memory:.0f} GiB; load average at start {load}"
 
 
+def _duration() -> str:
+    """The whole run's wall time (hack/bench.sh stamps its start, before the local stack is
+    started or reused) and the load at its end: whether others shared the machine meanwhile."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    started = os.environ.get("SAGAZ_BENCH_STARTED")
+    if not started:
+        return f"unknown (not run by hack/bench.sh); load average at the end {load}"
+    minutes, seconds = divmod(round(time.time() - float(started)), 60)
+    took = f"{minutes} min {seconds} s from `make bench` to the table"
+    return f"{took}; load average at the end {load}"
+
+
 def temporal_binary() -> Path:
     done = subprocess.run(
         [str(ROOT / "hack" / "temporal.sh"), "path"], capture_output=True, text=True, check=True
@@ -187,6 +199,7 @@ async def bench(
     finally:
         part.stop()
     report.notes = notes(args) + report.notes
+    report.header.append(("duration", _duration()))
     if args.profile and (workdir / "operator.pyspy").exists():
         report.profile = profile.summarize(workdir / "operator.pyspy")
     print(f"(logs in {workdir})", flush=True)
