@@ -7,6 +7,9 @@
     SAGAZ_METRICS_ADDRESS         host:port for /metrics, e.g. 0.0.0.0:8080 (unset: off)
     SAGAZ_API_ADDRESS             host:port of the read-only HTTP API (/api/v1/...) (unset: off)
     SAGAZ_STATUS_INTERVAL         seconds between coalesced status writes per saga (default 1)
+    SAGAZ_STATUS_WRITES_PER_SECOND  the process's budget of status writes across its running
+                                  sagas: more sagas than that stretch each one's interval
+                                  (default 20, as controller-runtime's client QPS)
     SAGAZ_RESYNC_INTERVAL         seconds between checks that every saga's status phase matches
                                   its journal, repairing those that do not (default 60)
     SAGAZ_JOB_STEPS               "disabled" refuses every Job step (default: enabled)
@@ -39,6 +42,7 @@ class Settings:
     metrics_address: tuple[str, int] | None = None
     api_address: tuple[str, int] | None = None
     status_interval: float = 1.0
+    status_writes_per_second: float = 20.0
     resync_interval: float = 60.0
     worker_image: str = DEFAULT_WORKER_IMAGE
     job_policy: jobs.JobPolicy = field(default_factory=jobs.JobPolicy)
@@ -63,6 +67,10 @@ class Settings:
             status_interval=_positive(
                 "SAGAZ_STATUS_INTERVAL", environment.seconds(env, "SAGAZ_STATUS_INTERVAL", 1.0)
             ),
+            status_writes_per_second=_positive_rate(
+                "SAGAZ_STATUS_WRITES_PER_SECOND",
+                environment.number(env, "SAGAZ_STATUS_WRITES_PER_SECOND", 20.0),
+            ),
             resync_interval=_positive(
                 "SAGAZ_RESYNC_INTERVAL", environment.seconds(env, "SAGAZ_RESYNC_INTERVAL", 60.0)
             ),
@@ -81,6 +89,12 @@ def _job_policy(env: Mapping[str, str]) -> jobs.JobPolicy:
         allowed_service_accounts=environment.items(env, "SAGAZ_JOB_ALLOWED_SERVICE_ACCOUNTS"),
         allow_host_access=env.get("SAGAZ_JOB_ALLOW_HOST_ACCESS", "").lower() == "true",
     )
+
+
+def _positive_rate(name: str, rate: float) -> float:
+    if not rate > 0:
+        raise ConfigError(f"{name} must be more than 0 a second, not {rate}")
+    return rate
 
 
 def _positive(name: str, interval: float) -> float:

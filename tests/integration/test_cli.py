@@ -37,6 +37,8 @@ def test_refuses_to_start_without_a_database_url() -> None:
         ("SAGAZ_STATUS_INTERVAL", "soon", "SAGAZ_STATUS_INTERVAL must be a number of seconds"),
         ("SAGAZ_STATUS_INTERVAL", "0", "SAGAZ_STATUS_INTERVAL must be more than 0 seconds"),
         ("SAGAZ_METRICS_ADDRESS", "[::]:99999", "SAGAZ_METRICS_ADDRESS must be host:port"),
+        ("SAGAZ_STATUS_WRITES_PER_SECOND", "many", "SAGAZ_STATUS_WRITES_PER_SECOND must be a"),
+        ("SAGAZ_STATUS_WRITES_PER_SECOND", "-1", "must be more than 0 a second, not -1.0"),
     ],
 )
 def test_refuses_a_bad_setting_naming_it(variable: str, value: str, message: str) -> None:

@@ -4,8 +4,9 @@ The status is a projection of the journal, so it may lag but never lead. It is c
 ``publish`` only records the latest state and a background task writes it at most once per
 ``interval``, the first time one ``interval`` after the first change — a burst of
 transitions costs one PATCH, not one each, and a saga that finishes within one interval is
-written once, at the end. A write that fails is tried again, backing off
-(``statuses.STATUS_BACKOFF``) while the API server is away.
+written once, at the end. The interval stretches when many sagas run at once, so that the
+process's status writes stay within its budget (``services.pacing``). A write that fails is
+tried again, backing off (``statuses.STATUS_BACKOFF``) while the API server is away.
 
 A finished saga's final status and its terminal Event are not written here: ``close`` hands
 them to the per-process status outbox (``services.statuses``), which retries them until they
@@ -29,6 +30,7 @@ from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Json
 from sagaz_operator.errors import SagazError
 from sagaz_operator.services.executor import Clock
+from sagaz_operator.services.pacing import StatusBudget
 from sagaz_operator.services.statuses import STATUS_BACKOFF, Notice, Sleep, StatusOutbox
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class Reporter:
         generation: Callable[[], int],
         clock: Clock,
         interval: float = 1.0,
+        budget: StatusBudget | None = None,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -115,6 +118,7 @@ class Reporter:
         self._generation = generation
         self._clock = clock
         self._interval = interval
+        self._budget = budget
         self._latest: state.SagaState | None = None
         self._written: dict[str, Json] | None = None
         self._dirty = asyncio.Event()
@@ -177,6 +181,8 @@ class Reporter:
         self._latest = current
         self._dirty.set()
         if self._flusher is None:
+            if self._budget is not None:
+                self._budget.enter()
             self._flusher = asyncio.create_task(
                 self._flush_forever(), name=f"status {self._ref.name}"
             )
@@ -190,6 +196,8 @@ class Reporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
+            if self._budget is not None:
+                self._budget.leave()
         if self._latest is not None and self._latest.finished:
             status = self._status()
             self._outbox.submit(
@@ -206,19 +214,25 @@ class Reporter:
 
     async def _flush_forever(self) -> None:
         await self._dirty.wait()
-        await self._sleep(self._interval)  # a saga done by then is written once, by close
+        await self._sleep(self._pause())  # a saga done by then is written once, by close
         failures = 0
         while True:
             await self._dirty.wait()
             self._dirty.clear()
             if await self._write():
                 failures = 0
-                await self._sleep(self._interval)
+                await self._sleep(self._pause())
                 continue
             failures += 1
             self._dirty.set()  # try again, even if nothing new is published meanwhile
             delay = backoff.delay_seconds(STATUS_BACKOFF, attempt=failures, jitter=self._jitter())
-            await self._sleep(max(self._interval, delay))
+            await self._sleep(max(self._pause(), delay))
+
+    def _pause(self) -> float:
+        """The interval, stretched while the process's status writes are over budget."""
+        if self._budget is None:
+            return self._interval
+        return max(self._interval, self._budget.spacing())
 
     def _status(self) -> dict[str, Json]:
         assert self._latest is not None

@@ -20,6 +20,7 @@ from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.outboxworkers import WorkerRuntime
+from sagaz_operator.services.pacing import StatusBudget
 from sagaz_operator.services.resync import Resync
 from sagaz_operator.services.sagas import SagaRuntime
 from sagaz_operator.services.statuses import StatusOutbox
@@ -84,6 +85,7 @@ class Runtime:
             runner=StepRunner(http=http, jobs=self.jobs),
             clock=utc_now,
             status_interval=self.settings.status_interval,
+            status_budget=StatusBudget(self.settings.status_writes_per_second),
             outbox=self._outbox,
         )
         resync = Resync(

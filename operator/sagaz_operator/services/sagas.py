@@ -40,6 +40,7 @@ from sagaz_operator.services.executor import (
     Stopped,
     wait_stopped,
 )
+from sagaz_operator.services.pacing import StatusBudget
 from sagaz_operator.services.ports import Locks, SagaStore
 from sagaz_operator.services.reporting import Reporter
 from sagaz_operator.services.statuses import StatusOutbox
@@ -65,6 +66,7 @@ class SagaRuntime:
     clock: Clock
     outbox: StatusOutbox  # finished sagas' last status and Event, retried past this run
     status_interval: float = 1.0
+    status_budget: StatusBudget | None = None  # shared by every saga of the process
     crash_backoff: Sequence[float] = CRASH_BACKOFF
 
 
@@ -254,6 +256,7 @@ async def _run_fenced(
         generation=lambda: int(body["metadata"].get("generation", 1)),
         clock=runtime.clock,
         interval=runtime.status_interval,
+        budget=runtime.status_budget,
     )
     try:
         if first is not None:

@@ -12,6 +12,7 @@ from sagaz_operator.adapters.kube import ObjectRef
 from sagaz_operator.domain import definitions, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import SagaUid, StepName
+from sagaz_operator.services.pacing import StatusBudget
 from sagaz_operator.services.reporting import Reporter
 from sagaz_operator.services.statuses import StatusOutbox, event_name
 
@@ -86,3 +87,37 @@ async def test_status_writes_back_off_while_the_api_server_is_away() -> None:
     # One interval before the first write, then STATUS_BACKOFF's halves (equal jitter at 0).
     assert delays[:5] == [0.01, 0.25, 0.5, 1.0, 2.0]
     assert kube.statuses[UID]["phase"] == "Running"
+
+
+async def test_many_running_sagas_stretch_each_ones_status_interval_to_the_budget() -> None:
+    kube = FakeKube()
+    outbox = StatusOutbox(kube=kube)
+    budget = StatusBudget(writes_per_second=2)
+    delays: list[float] = []
+    asleep = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        asleep.set()
+        await asyncio.Event().wait()  # never wakes: only the first pause is looked at
+
+    current = state.evolve(state.initial(uid=SagaUid(UID), definition=DEFINITION), JOURNAL[0])
+    crowd = [reporter(kube, outbox, sleep=sleep, budget=budget) for _ in range(10)]
+    for each in crowd:
+        each.publish(current)
+    while len(delays) < len(crowd):
+        asleep.clear()
+        await asyncio.wait_for(asleep.wait(), timeout=5)
+    assert budget.running == 10
+    # Ten sagas under a budget of two writes a second: each waits five seconds, not 0.01.
+    assert delays[-1] == 5.0
+
+    for each in crowd:
+        await each.close()
+    assert budget.running == 0
+    lone = reporter(kube, outbox, sleep=sleep, budget=budget)
+    lone.publish(current)
+    asleep.clear()
+    await asyncio.wait_for(asleep.wait(), timeout=5)
+    assert delays[-1] == 0.5  # alone again: the whole budget, two writes a second, is its own
+    await lone.close()
