@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from kubernetes import client
 
@@ -71,6 +72,7 @@ def registered(api: client.ApiClient, port: int, *, timeout: float = 120) -> Ite
             "versionPriority": 100,
         },
     }
+    previous = _existing(registration)
     with contextlib.suppress(client.ApiException):
         registration.delete_api_service(API_SERVICE)
     registration.create_api_service(body)
@@ -90,8 +92,27 @@ def registered(api: client.ApiClient, port: int, *, timeout: float = 120) -> Ite
     finally:
         with contextlib.suppress(client.ApiException):
             registration.delete_api_service(API_SERVICE)
-        with contextlib.suppress(client.ApiException):
-            core.delete_namespaced_service(SERVICE, NAMESPACE)
+        if previous is not None:  # the one `make demo`'s operator registered (hack/operator.sh)
+            registration.create_api_service(previous)
+        else:
+            with contextlib.suppress(client.ApiException):
+                core.delete_namespaced_service(SERVICE, NAMESPACE)
+
+
+def _existing(registration: client.ApiregistrationV1Api) -> dict[str, Any] | None:
+    try:
+        found = registration.read_api_service(API_SERVICE)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    spec = registration.api_client.sanitize_for_serialization(found.spec)
+    return {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": API_SERVICE},
+        "spec": spec,
+    }
 
 
 def _available(item: client.V1APIService) -> bool:
