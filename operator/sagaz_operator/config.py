@@ -104,7 +104,11 @@ def _external_metrics(env: Mapping[str, str]) -> ExternalMetricsSettings | None:
         if not env.get(name, "").strip():
             raise ConfigError(f"SAGAZ_EXTERNAL_METRICS_ADDRESS is set, so {name} must be too")
         files[name] = Path(env[name].strip())
+        if not files[name].is_file():
+            raise ConfigError(f"{name}: no file {files[name]}")
     ca = env.get("SAGAZ_EXTERNAL_METRICS_CLIENT_CA_FILE", "").strip()
+    if ca and not Path(ca).is_file():
+        raise ConfigError(f"SAGAZ_EXTERNAL_METRICS_CLIENT_CA_FILE: no file {ca}")
     names = env.get("SAGAZ_EXTERNAL_METRICS_ALLOWED_NAMES")
     authorize = env.get("SAGAZ_EXTERNAL_METRICS_AUTHORIZE", "true").strip().lower()
     if authorize not in ("true", "false"):

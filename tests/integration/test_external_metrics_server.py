@@ -7,8 +7,10 @@ is a fake of the server's ``PendingEvents`` port (the e2e test reads a real tabl
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from harness import stack
 from harness.stack import free_port
 from sagaz_operator.adapters.metrics_api import server, trust
 from sagaz_operator.domain.external_metrics import Identity, RequestHeaders
@@ -186,3 +189,40 @@ async def test_what_it_cannot_answer_is_an_error_not_a_number(
     answer, body = await running.get(path, labelSelector=selector)
     assert (answer, body["reason"]) == (status, reason)
     assert "items" not in body
+
+
+@pytest.mark.postgres
+@pytest.mark.cluster
+@pytest.mark.parametrize(
+    ("key_file", "ca_file", "message"),
+    [
+        ("metrics.key", "stranger.key", "the front-proxy client CA is not a PEM certificate"),
+        (
+            "front-proxy-ca.crt",
+            "front-proxy-ca.crt",
+            "SAGAZ_EXTERNAL_METRICS_CERT_FILE / _KEY_FILE",
+        ),
+    ],
+)
+def test_the_operator_refuses_to_start_with_an_unusable_certificate(
+    pki: Path, postgres_url: str, cluster: stack.Cluster, key_file: str, ca_file: str, message: str
+) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("sagaz-operator")), "--standalone"],
+        env={
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "SAGAZ_DATABASE_URL": postgres_url,
+            "SAGAZ_EXTERNAL_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+            "SAGAZ_EXTERNAL_METRICS_CERT_FILE": str(pki / "metrics.crt"),
+            "SAGAZ_EXTERNAL_METRICS_KEY_FILE": str(pki / key_file),
+            "SAGAZ_EXTERNAL_METRICS_CLIENT_CA_FILE": str(pki / ca_file),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -46,6 +46,21 @@ async def check_database(url: str) -> None:
         raise ConfigError(f"cannot reach the database at SAGAZ_DATABASE_URL: {error}") from error
 
 
+async def check_external_metrics(settings: ExternalMetricsSettings) -> None:
+    """Fail fast, with a clear message, when the external metrics API could not be served:
+    its certificate or the front-proxy CA is unusable, or the API server publishes no CA."""
+    kube = Kube.from_environment()
+    try:
+        trusted = await trust.load(
+            kube, client_ca_file=settings.client_ca_file, allowed_names=settings.allowed_names
+        )
+        trust.server_context(
+            cert_file=settings.cert_file, key_file=settings.key_file, client_ca=trusted.client_ca
+        )
+    finally:
+        await kube.close()
+
+
 async def migrate(url: str) -> list[str]:
     return await migrations.migrate_database(url)
 
