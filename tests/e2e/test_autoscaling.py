@@ -3,7 +3,11 @@
 The whole path is real: rows in PostgreSQL, the operator computing
 ``sagaz_outbox_pending_events{outboxworker=...}`` from them, the API server's aggregation layer
 proxying the HPA controller's request to it (front-proxy client certificate, SubjectAccessReview),
-kube-controller-manager's HPA controller scaling the Deployment, kwok running its pods.
+kube-controller-manager's HPA controller scaling the Deployment, kwok running its pods (which
+run no containers, so the relay that drains the table runs here as a process).
+
+The backlog is then drained the way it is in production: a real relay worker
+(``sagaz-outbox-worker``) publishes every row to the real Kafka, and the fleet shrinks.
 
 Before the operator served the API, the same HPA reported ``FailedGetExternalMetric`` and kept
 ``minReplicas`` (the failure message below shows the HPA's conditions).
@@ -13,9 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,9 +32,10 @@ import pytest
 from kubernetes import client
 
 from harness import kube, metrics_api, stack
+from harness.outbox import WORKER, wait_for_status
 from harness.sagas import Sagas
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.kafka]
 
 CHILD = "orders-outbox-worker"
 ROWS = 3000
@@ -97,6 +107,8 @@ async def test_hpa_scales_on_pending_events(
     own_namespace: str,
     own_sagas: Sagas,
     operators: Any,
+    kafka_bootstrap: str,
+    tmp_path: Path,
 ) -> None:
     port = stack.free_port()
     operator = operators(**metrics_api.operator_env(port))
@@ -150,23 +162,50 @@ async def test_hpa_scales_on_pending_events(
         )
         try:
             with metrics_api.registered(k8s, port):
-                await _scales_up_and_down(k8s, cluster, conn, ns)
+                await _scales_up(k8s, cluster, ns)
+                with _relay(database.url, kafka_bootstrap, tmp_path / "relay.log"):
+                    await wait_for_status(conn, "sagaz_outbox", "published", ROWS, within=120)
+                    await _scales_down(k8s, cluster, ns)
         except metrics_api.NotAvailableError as error:
             pytest.fail(f"{error}; {await _hpa_says(k8s, ns)}")
     finally:
         await conn.close()
 
 
-async def _scales_up_and_down(
-    k8s: client.ApiClient, cluster: stack.Cluster, conn: asyncpg.Connection, ns: str
-) -> None:
-    # What the HPA controller reads, through the API server.
-    selector = "outboxworker%3Dorders"
-    metric = _raw(
+def _metric(cluster: stack.Cluster, ns: str) -> dict[str, Any]:
+    """What the HPA controller reads, through the API server."""
+    return _raw(
         cluster,
         f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}"
-        f"/sagaz_outbox_pending_events?labelSelector={selector}",
+        "/sagaz_outbox_pending_events?labelSelector=outboxworker%3Dorders",
     )
+
+
+@contextlib.contextmanager
+def _relay(database_url: str, bootstrap: str, log: Path) -> Iterator[None]:
+    """One real relay worker publishing the table to Kafka, stopped (SIGTERM) afterwards."""
+    port = stack.free_port()
+    env = {
+        **os.environ,
+        "SAGAZ_DATABASE_URL": database_url,
+        "SAGAZ_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SAGAZ_KAFKA_TOPIC": f"autoscaling-{uuid.uuid4().hex[:8]}",
+        "SAGAZ_OUTBOX_PARTITIONS": "4",
+        "SAGAZ_OUTBOXWORKER_NAME": "orders",
+        "SAGAZ_WORKER_ADDRESS": f"127.0.0.1:{port}",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen([WORKER], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        stack.wait_until_listening(port, process)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+async def _scales_up(k8s: client.ApiClient, cluster: stack.Cluster, ns: str) -> None:
+    metric = _metric(cluster, ns)
     assert [item["value"] for item in metric["items"]] == [str(ROWS)]
     assert metric["items"][0]["metricLabels"] == {"outboxworker": "orders"}
 
@@ -180,15 +219,11 @@ async def _scales_up_and_down(
         timeout=SCALING,
         namespace=ns,
     )
-    assert hpa.status.current_metrics[0].external.metric.name == ("sagaz_outbox_pending_events")
+    assert hpa.status.current_metrics[0].external.metric.name == "sagaz_outbox_pending_events"
     assert _condition(hpa, "ScalingActive") == ("True", "ValidMetricFound")
 
-    # The relay published everything: the backlog is gone and the fleet shrinks.
-    await conn.execute("UPDATE sagaz_outbox SET status = 'published', published_at = now()")
+
+async def _scales_down(k8s: client.ApiClient, cluster: stack.Cluster, ns: str) -> None:
+    """The relay published everything: the backlog is gone and the fleet shrinks."""
+    assert [item["value"] for item in _metric(cluster, ns)["items"]] == ["0"]
     await _deployment(k8s, ns, 1)
-    metric = _raw(
-        cluster,
-        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}"
-        f"/sagaz_outbox_pending_events?labelSelector={selector}",
-    )
-    assert [item["value"] for item in metric["items"]] == ["0"]
