@@ -121,14 +121,9 @@ def identity(
     for prefix in (p.lower() for p in settings.extra_prefixes):
         for name, value in folded:
             if name.startswith(prefix) and len(name) > len(prefix):
-                key = _unescape(name[len(prefix) :])
+                key = unquote(name[len(prefix) :])  # percent-encoded in header names
                 extra[key] = (*extra.get(key, ()), value)
     return Identity(user=user, groups=groups, extra=extra)
-
-
-def _unescape(key: str) -> str:
-    """Extra keys are percent-encoded in header names (kube-apiserver's convention)."""
-    return unquote(key)
 
 
 def access_review(who: Identity, *, namespace: str, metric: str) -> dict[str, object]:
