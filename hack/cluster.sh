@@ -50,6 +50,10 @@ start_etcd() {
 
 start_apiserver() {
   # 10.0.0.0/24 only names Service IPs inside the API; nothing is routed there.
+  # The requestheader/proxy-client flags turn on the aggregation layer (APIServices). Without
+  # --enable-aggregator-routing it resolves a Service to its cluster IP, or, for an
+  # ExternalName Service, to externalName:port, which is how an APIService reaches a process on
+  # loopback here (no kube-proxy, no pod network; Endpoints refuse loopback addresses).
   start_daemon kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://$SAGAZ_HOST:$ETCD_PORT" \
     --bind-address "$SAGAZ_HOST" --advertise-address "$SAGAZ_HOST" \
@@ -61,6 +65,13 @@ start_apiserver() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.0.0.0/24 \
     --authorization-mode Node,RBAC \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User \
+    --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
+    --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --allow-privileged=true --profiling=false \
     --endpoint-reconciler-type none
   wait_for kube-apiserver 90 api_ready

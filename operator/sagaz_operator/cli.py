@@ -81,6 +81,8 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_environment()
         asyncio.run(runtime.check_database(settings.database_url))
+        if settings.external_metrics is not None and not args.migrate_only:
+            asyncio.run(runtime.check_external_metrics(settings.external_metrics))
         if args.migrate_only:
             applied = asyncio.run(runtime.migrate(settings.database_url))
             print(f"sagaz-operator: migrations applied: {', '.join(applied) or 'none needed'}")

@@ -18,6 +18,15 @@
     SAGAZ_JOB_ALLOW_HOST_ACCESS   "true" allows host network/PID/IPC, hostPath, privileged
     SAGAZ_WORKER_IMAGE            image of OutboxWorker pods that name none (the chart sets the
                                   operator's own image)
+    SAGAZ_EXTERNAL_METRICS_ADDRESS    host:port of the external metrics API (HTTPS) the
+                                  OutboxWorkers' HPAs scale on (unset: off); needs:
+    SAGAZ_EXTERNAL_METRICS_CERT_FILE  its serving certificate (PEM), for <service>.<ns>.svc
+    SAGAZ_EXTERNAL_METRICS_KEY_FILE   its private key (PEM)
+    SAGAZ_EXTERNAL_METRICS_CLIENT_CA_FILE  the front-proxy client CA (unset: read from the
+                                  ConfigMap kube-system/extension-apiserver-authentication)
+    SAGAZ_EXTERNAL_METRICS_ALLOWED_NAMES   client certificate common names allowed to proxy
+                                  (comma-separated; unset: as that ConfigMap says)
+    SAGAZ_EXTERNAL_METRICS_AUTHORIZE  "false" skips the SubjectAccessReview of each read
 
 With no allow-lists every participant host is allowed except link-local addresses.
 """
@@ -27,12 +36,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sagaz_operator import __version__, environment
 from sagaz_operator.domain import egress, jobs
 from sagaz_operator.errors import ConfigError
 
 DEFAULT_WORKER_IMAGE = f"sagaz-operator:{__version__}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalMetricsSettings:
+    """The external metrics API server (``adapters.metrics_api``)."""
+
+    address: tuple[str, int]
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None  # None: the API server's published requestheader CA
+    allowed_names: tuple[str, ...] | None = None  # None: the published allowed names
+    authorize: bool = True  # a SubjectAccessReview per read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +68,7 @@ class Settings:
     resync_interval: float = 60.0
     worker_image: str = DEFAULT_WORKER_IMAGE
     job_policy: jobs.JobPolicy = field(default_factory=jobs.JobPolicy)
+    external_metrics: ExternalMetricsSettings | None = None
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -76,7 +99,40 @@ class Settings:
             ),
             worker_image=env.get("SAGAZ_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE,
             job_policy=_job_policy(env),
+            external_metrics=_external_metrics(env),
         )
+
+
+def _external_metrics(env: Mapping[str, str]) -> ExternalMetricsSettings | None:
+    address = environment.address(env, "SAGAZ_EXTERNAL_METRICS_ADDRESS", "")
+    if address is None:
+        return None
+    files = {}
+    for name in ("SAGAZ_EXTERNAL_METRICS_CERT_FILE", "SAGAZ_EXTERNAL_METRICS_KEY_FILE"):
+        if not env.get(name, "").strip():
+            raise ConfigError(f"SAGAZ_EXTERNAL_METRICS_ADDRESS is set, so {name} must be too")
+        files[name] = Path(env[name].strip())
+        if not files[name].is_file():
+            raise ConfigError(f"{name}: no file {files[name]}")
+    ca = env.get("SAGAZ_EXTERNAL_METRICS_CLIENT_CA_FILE", "").strip()
+    if ca and not Path(ca).is_file():
+        raise ConfigError(f"SAGAZ_EXTERNAL_METRICS_CLIENT_CA_FILE: no file {ca}")
+    names = env.get("SAGAZ_EXTERNAL_METRICS_ALLOWED_NAMES")
+    authorize = env.get("SAGAZ_EXTERNAL_METRICS_AUTHORIZE", "true").strip().lower()
+    if authorize not in ("true", "false"):
+        raise ConfigError(
+            f"SAGAZ_EXTERNAL_METRICS_AUTHORIZE must be true or false, not {authorize!r}"
+        )
+    return ExternalMetricsSettings(
+        address=address,
+        cert_file=files["SAGAZ_EXTERNAL_METRICS_CERT_FILE"],
+        key_file=files["SAGAZ_EXTERNAL_METRICS_KEY_FILE"],
+        client_ca_file=Path(ca) if ca else None,
+        allowed_names=None
+        if names is None
+        else environment.items(env, "SAGAZ_EXTERNAL_METRICS_ALLOWED_NAMES"),
+        authorize=authorize == "true",
+    )
 
 
 def _job_policy(env: Mapping[str, str]) -> jobs.JobPolicy:

@@ -10,14 +10,17 @@ from datetime import UTC, datetime
 from sagaz_operator.adapters import participants
 from sagaz_operator.adapters.jobs import JobParticipants
 from sagaz_operator.adapters.kube import Kube
+from sagaz_operator.adapters.metrics_api import server as metrics_api
+from sagaz_operator.adapters.metrics_api import trust
 from sagaz_operator.adapters.postgres import migrations
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError
 from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.adapters.postgres.phases import JournalPhases
 from sagaz_operator.adapters.readapi.server import ApiServer
-from sagaz_operator.config import Settings
+from sagaz_operator.config import ExternalMetricsSettings, Settings
 from sagaz_operator.errors import ConfigError
+from sagaz_operator.services import external_metrics
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.pacing import StatusBudget
@@ -44,6 +47,21 @@ async def check_database(url: str) -> None:
         raise ConfigError(f"cannot reach the database at SAGAZ_DATABASE_URL: {error}") from error
 
 
+async def check_external_metrics(settings: ExternalMetricsSettings) -> None:
+    """Fail fast, with a clear message, when the external metrics API could not be served:
+    its certificate or the front-proxy CA is unusable, or the API server publishes no CA."""
+    kube = Kube.from_environment()
+    try:
+        trusted = await trust.load(
+            kube, client_ca_file=settings.client_ca_file, allowed_names=settings.allowed_names
+        )
+        trust.server_context(
+            cert_file=settings.cert_file, key_file=settings.key_file, client_ca=trusted.client_ca
+        )
+    finally:
+        await kube.close()
+
+
 async def migrate(url: str) -> list[str]:
     return await migrations.migrate_database(url)
 
@@ -63,6 +81,7 @@ class Runtime:
         self._phases: JournalPhases | None = None
         self._resync: asyncio.Task[None] | None = None
         self._api: ApiServer | None = None
+        self._metrics_api: metrics_api.MetricsServer | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -107,6 +126,10 @@ class Runtime:
             self._api = await ApiServer.start(
                 url, host=host, port=port, clock=utc_now, kube=self._kube
             )
+        if self.settings.external_metrics is not None:
+            self._metrics_api = await _serve_external_metrics(
+                self.settings.external_metrics, self._kube
+            )
         return self.sagas
 
     async def close(self) -> None:
@@ -120,6 +143,8 @@ class Runtime:
             await self._outbox.close(grace=OUTBOX_GRACE_SECONDS)
         if self._api is not None:
             await self._api.close()
+        if self._metrics_api is not None:
+            await self._metrics_api.close()
         if self._http is not None:
             await self._http.close()
         if self._kube is not None:
@@ -130,3 +155,27 @@ class Runtime:
             await self._journal.close()
         if self._phases is not None:
             await self._phases.close()
+
+
+async def _serve_external_metrics(
+    settings: ExternalMetricsSettings, kube: Kube
+) -> metrics_api.MetricsServer:
+    """The HPAs' metric, served for the aggregation layer (``adapters.metrics_api``)."""
+    trusted = await trust.load(
+        kube, client_ca_file=settings.client_ca_file, allowed_names=settings.allowed_names
+    )
+    tls = trust.server_context(
+        cert_file=settings.cert_file, key_file=settings.key_file, client_ca=trusted.client_ca
+    )
+
+    async def pending(namespace: str, name: str) -> int:
+        return await external_metrics.pending_events(kube, namespace, name)
+
+    app = metrics_api.application(
+        headers=trusted.headers,
+        pending=pending,
+        authorizer=trust.AccessReviews(kube) if settings.authorize else None,
+        clock=utc_now,
+    )
+    host, port = settings.address
+    return await metrics_api.MetricsServer.start(app, host=host, port=port, tls=tls)
