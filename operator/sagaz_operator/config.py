@@ -17,6 +17,9 @@
                                   operator's own image)
 
 With no allow-lists every participant host is allowed except link-local addresses.
+
+Traces follow OpenTelemetry's own variables (``services.tracing``): they are exported over OTLP
+when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and off otherwise.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from sagaz_operator.errors import (
     StoreUnavailableError,
     TemplateError,
 )
+from sagaz_operator.services import tracing
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
 logger = logging.getLogger(__name__)
@@ -126,8 +127,10 @@ class Executor:
         controls: Controls,
         clock: Clock,
         fence: Fence,
+        tracer: tracing.Tracer = tracing.NO_TRACING,
     ) -> None:
         self._saga = saga
+        self._tracer = tracer
         self._fence = fence
         self._stopped: Stopped | None = None
         self.state = current
@@ -170,6 +173,10 @@ class Executor:
         for event in events:
             self.state = state.evolve(self.state, event)
             self._observer.observe(event, self.state)
+            if isinstance(event, ev.SagaFinished):
+                self._tracer.saga_finished(
+                    saga_name=self._saga.name, namespace=self._saga.namespace, state=self.state
+                )
             self._act(event)
 
     async def _append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None:
@@ -243,13 +250,16 @@ class Executor:
                     name,
                     step.action.count,
                 )
-                self._start(name, "action", step.action.count)
+                self._start(name, "action", step.action.count, resumed=True)
             if step.compensation.in_flight_since is not None:
-                self._start(name, "compensation", step.compensation.count)
+                self._start(name, "compensation", step.compensation.count, resumed=True)
 
-    def _start(self, name: StepName, purpose: Purpose, attempt: int) -> None:
+    def _start(
+        self, name: StepName, purpose: Purpose, attempt: int, *, resumed: bool = False
+    ) -> None:
         self._calls[(name, purpose)] = asyncio.create_task(
-            self._call(name, purpose, attempt), name=f"saga {self._saga.uid} {name} {purpose}"
+            self._traced(name, purpose, attempt, resumed=resumed),
+            name=f"saga {self._saga.uid} {name} {purpose}",
         )
 
     def _cut_off(self, name: StepName, purpose: Purpose, attempt: int) -> None:
@@ -274,11 +284,34 @@ class Executor:
             task.cancel()
         await asyncio.gather(*tasks, *self._cleanups, return_exceptions=True)
 
-    async def _call(self, name: StepName, purpose: Purpose, attempt: int) -> ev.Event:
+    async def _traced(
+        self, name: StepName, purpose: Purpose, attempt: int, *, resumed: bool
+    ) -> ev.Event:
+        """One attempt in its span, which ends with the outcome (or cut off, without one)."""
+        span = self._tracer.attempt(
+            self._saga.attempt(step=name, purpose=purpose, number=attempt),
+            round=self.state.round,
+            resumed=resumed,
+        )
+        outcome: ev.Event | None = None
+        try:
+            outcome = await self._call(name, purpose, attempt, traceparent=span.traceparent)
+            return outcome
+        finally:
+            span.end(outcome)
+
+    async def _call(
+        self, name: StepName, purpose: Purpose, attempt: int, *, traceparent: str
+    ) -> ev.Event:
         """One attempt, always ending in an outcome event (never an exception)."""
         try:
             output = await self._runner.run(
-                saga=self._saga, state=self.state, step=name, purpose=purpose, attempt=attempt
+                saga=self._saga,
+                state=self.state,
+                step=name,
+                purpose=purpose,
+                attempt=attempt,
+                traceparent=traceparent,
             )
         except (ParticipantError, TemplateError) as error:
             return _failure(name, purpose, attempt, self._clock(), error)

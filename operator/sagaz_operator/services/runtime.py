@@ -18,6 +18,7 @@ from sagaz_operator.adapters.postgres.phases import JournalPhases
 from sagaz_operator.adapters.readapi.server import ApiServer
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
+from sagaz_operator.services import tracing
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.resync import Resync
@@ -48,8 +49,9 @@ async def migrate(url: str) -> list[str]:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracer: tracing.Tracer = tracing.NO_TRACING) -> None:
         self.settings = settings
+        self.tracer = tracer
         self._journal: Journal | None = None
         self._locks: SagaLocks | None = None
         self._http: participants.HttpParticipants | None = None
@@ -85,6 +87,7 @@ class Runtime:
             clock=utc_now,
             status_interval=self.settings.status_interval,
             outbox=self._outbox,
+            tracer=self.tracer,
         )
         resync = Resync(
             kube=self._kube,
@@ -116,6 +119,7 @@ class Runtime:
                 await self._resync
         if self._outbox is not None:
             await self._outbox.close(grace=OUTBOX_GRACE_SECONDS)
+        await asyncio.to_thread(self.tracer.close)  # exports the spans still buffered
         if self._api is not None:
             await self._api.close()
         if self._http is not None:

@@ -31,7 +31,7 @@ from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import SagaUid
 from sagaz_operator.domain.record import SagaRecord, Stored
 from sagaz_operator.errors import StoreConflictError, StoreUnavailableError
-from sagaz_operator.services import levers
+from sagaz_operator.services import levers, tracing
 from sagaz_operator.services.executor import (
     Clock,
     Controls,
@@ -66,6 +66,7 @@ class SagaRuntime:
     outbox: StatusOutbox  # finished sagas' last status and Event, retried past this run
     status_interval: float = 1.0
     crash_backoff: Sequence[float] = CRASH_BACKOFF
+    tracer: tracing.Tracer = tracing.NO_TRACING
 
 
 class _BoundJournal:
@@ -276,6 +277,7 @@ async def _run_fenced(
             controls=controls,
             clock=runtime.clock,
             fence=_Fence(runtime.locks, uid),
+            tracer=runtime.tracer,
         )
         return await executor.run(stopped)
     finally:
