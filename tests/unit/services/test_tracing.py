@@ -14,11 +14,12 @@ import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
@@ -51,12 +52,26 @@ SHOP = {
 }
 
 
+class _Exported(InMemorySpanExporter):
+    """The SDK's in-memory exporter, telling when it got spans (called on the loop's thread:
+    the processor is the synchronous one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = super().export(spans)
+        self.changed.set()
+        return result
+
+
 class World:
     def __init__(self) -> None:
         self.store = fakes.MemoryStore()
         self.kube = fakes.Kube()
         self.runner = fakes.Runner()
-        self.exported = InMemorySpanExporter()
+        self.exported = _Exported()
         self.tracer = otel.OtelTracer.with_processor(SimpleSpanProcessor(self.exported))
         self.outbox = StatusOutbox(kube=self.kube)  # type: ignore[arg-type]
         self.runtime = sagas.SagaRuntime(
@@ -82,6 +97,13 @@ class World:
             sagas.run(self.runtime, body=self.body, controls=Controls(), stopped=asyncio.Event()),
             timeout=10,
         )
+
+    async def exported_saga_spans(self, count: int) -> None:
+        """Wait (briefly: all in memory) until ``count`` saga spans were exported."""
+        async with asyncio.timeout(10):
+            while len(self.spans().get("saga", [])) < count:
+                self.exported.changed.clear()
+                await self.exported.changed.wait()
 
     def spans(self) -> dict[str, list[ReadableSpan]]:
         found: dict[str, list[ReadableSpan]] = {}
@@ -190,6 +212,52 @@ async def test_a_restarted_operator_goes_on_in_the_same_trace_under_the_same_sag
         assert span.parent is not None
         assert saga.context is not None
         assert span.parent.span_id == saga.context.span_id == otel.saga_span_id(UID, 0)
+
+
+class _UndoFailsOnce(fakes.Runner):
+    """b's action fails; a's compensation fails the first time, then works."""
+
+    async def run(self, *, purpose: str, step: str, attempt: int, **rest: Any) -> Any:
+        if purpose == "compensation" and step == "a" and attempt == 1:
+            self.calls.append((step, purpose, attempt))
+            self.traceparents.append(rest["traceparent"])
+            raise PermanentParticipantError("ledger offline")
+        return await super().run(purpose=purpose, step=step, attempt=attempt, **rest)
+
+
+async def test_each_retry_round_is_a_saga_span_of_its_own_with_its_attempts_under_it() -> None:
+    world = World()
+    world.runner = _UndoFailsOnce(answers={"b": _fail})
+    world.runtime = dataclasses.replace(world.runtime, runner=world.runner)
+    controls, stopped = Controls(), asyncio.Event()
+    daemon = asyncio.create_task(
+        sagas.run(world.runtime, body=world.body, controls=controls, stopped=stopped)
+    )
+    await world.exported_saga_spans(1)
+    [first] = world.spans()["saga"]
+    assert (first.attributes or {})["sagaz.saga.phase"] == "CompensationFailed"
+
+    controls.update(suspend=False, abort=False, retry=1)  # kubectl sagaz retry
+    await world.exported_saga_spans(2)
+    stopped.set()
+    await asyncio.wait_for(daemon, timeout=10)
+
+    spans = world.spans()
+    rounds = {(span.attributes or {})["sagaz.saga.round"]: span for span in spans["saga"]}
+    assert sorted(rounds) == [0, 1]
+    assert (rounds[1].attributes or {})["sagaz.saga.phase"] == "Compensated"
+    assert rounds[1].context is not None
+    assert rounds[0].context is not None
+    assert rounds[1].context.span_id == otel.saga_span_id(UID, 1) != rounds[0].context.span_id
+    assert rounds[1].start_time is not None
+    assert rounds[0].end_time is not None
+    assert rounds[1].start_time >= rounds[0].end_time  # the round starts at the retry
+    parents = {
+        (span.attributes or {})["sagaz.attempt"]: span.parent.span_id
+        for span in spans["a compensation"]
+        if span.parent is not None
+    }
+    assert parents == {1: rounds[0].context.span_id, 2: rounds[1].context.span_id}
 
 
 def test_tracing_is_off_without_an_otlp_endpoint_and_imports_nothing_of_opentelemetry() -> None:
