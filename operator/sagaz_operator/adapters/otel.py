@@ -90,9 +90,10 @@ class _AttemptSpan:
                 if isinstance(outcome, ev.StepFailed):
                     span.set_attribute("sagaz.attempt.outcome_unknown", outcome.outcome_unknown)
                 span.set_status(Status(StatusCode.ERROR, outcome.error))
+            case ev.StepCancelled():  # FailFast, an abort: its effect is unknown, compensated
+                span.set_attribute("sagaz.attempt.outcome", "cancelled")
             case _:
-                # Cut off: the engine gave up on it (timeout, FailFast) or the operator stops;
-                # the journal, not this span, says what came of it.
+                # The operator stops (or was killed) with it in flight: the next run resumes it.
                 span.set_attribute("sagaz.attempt.outcome", "interrupted")
         span.end()
 

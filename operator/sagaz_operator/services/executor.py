@@ -141,6 +141,7 @@ class Executor:
         self._clock = clock
         self._calls: dict[_CallKey, asyncio.Task[ev.Event]] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._cut_because: dict[tuple[StepName, Purpose, int], ev.Event] = {}
 
     async def run(self, stopped: Stopped) -> state.SagaState:
         """Drive the saga until it finishes or ``stopped`` is set; returns the last state.
@@ -220,9 +221,9 @@ class Executor:
                 ev.StepCancelled(step=name, attempt=attempt)
                 | ev.StepFailed(step=name, attempt=attempt)
             ):
-                self._cut_off(name, "action", attempt)
+                self._cut_off(name, "action", attempt, because=event)
             case ev.CompensationFailed(step=name, attempt=attempt):
-                self._cut_off(name, "compensation", attempt)
+                self._cut_off(name, "compensation", attempt, because=event)
 
     async def _sync_controls(self) -> None:
         # Cleared before the levers are read: a change that lands while this records the
@@ -262,11 +263,14 @@ class Executor:
             name=f"saga {self._saga.uid} {name} {purpose}",
         )
 
-    def _cut_off(self, name: StepName, purpose: Purpose, attempt: int) -> None:
+    def _cut_off(
+        self, name: StepName, purpose: Purpose, attempt: int, *, because: ev.Event
+    ) -> None:
         """Stop waiting for an attempt the engine gave up on, and clean up after it."""
         task = self._calls.pop((name, purpose), None)
         if task is None or task.done():
             return
+        self._cut_because[(name, purpose, attempt)] = because  # its span's outcome
         task.cancel()
         cleanup = asyncio.create_task(
             self._runner.stop(
@@ -297,7 +301,11 @@ class Executor:
         try:
             outcome = await self._call(name, purpose, attempt, traceparent=span.traceparent)
             return outcome
+        except asyncio.CancelledError:  # the engine's verdict (a timeout, FailFast), or a stop
+            outcome = self._cut_because.get((name, purpose, attempt))
+            raise
         finally:
+            self._cut_because.pop((name, purpose, attempt), None)
             span.end(outcome)
 
     async def _call(

@@ -67,7 +67,7 @@ class _Exported(InMemorySpanExporter):
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, definition: dict[str, Any] = SHOP) -> None:
         self.store = fakes.MemoryStore()
         self.kube = fakes.Kube()
         self.runner = fakes.Runner()
@@ -86,7 +86,10 @@ class World:
             tracer=self.tracer,
         )
         path = resource_path("sagaz.io/v1alpha1", "sagadefinitions", "ns", "shop")
-        self.kube.objects[path] = {"metadata": {"name": "shop", "generation": 1}, "spec": SHOP}
+        self.kube.objects[path] = {
+            "metadata": {"name": "shop", "generation": 1},
+            "spec": definition,
+        }
         self.body = {
             "metadata": {"uid": UID, "namespace": "ns", "name": "s1", "generation": 1},
             "spec": {"definitionRef": {"name": "shop"}},
@@ -258,6 +261,37 @@ async def test_each_retry_round_is_a_saga_span_of_its_own_with_its_attempts_unde
         if span.parent is not None
     }
     assert parents == {1: rounds[0].context.span_id, 2: rounds[1].context.span_id}
+
+
+class _SlowStalls(fakes.Runner):
+    """``slow``'s action never answers (until it is cancelled)."""
+
+    async def run(self, *, purpose: str, step: str, **rest: Any) -> Any:
+        if purpose == "action" and step == "slow":
+            await asyncio.Event().wait()
+        return await super().run(purpose=purpose, step=step, **rest)
+
+
+async def test_an_attempt_failfast_cancels_ends_its_span_as_cancelled() -> None:
+    world = World(
+        {
+            "defaults": {"retry": FAST},
+            "steps": [
+                {"name": "a", "action": http("/a")},
+                {"name": "slow", "action": http("/slow"), "compensation": http("/slow/undo")},
+            ],
+        }
+    )
+    world.runner = _SlowStalls(answers={"a": _fail})
+    world.runtime = dataclasses.replace(world.runtime, runner=world.runner)
+    await world.run()
+
+    spans = world.spans()
+    [slow] = spans["slow action"]
+    assert (slow.attributes or {})["sagaz.attempt.outcome"] == "cancelled"
+    [undo] = spans["slow compensation"]  # its effect was unknown: compensated
+    assert (undo.attributes or {})["sagaz.attempt.outcome"] == "succeeded"
+    assert (spans["saga"][0].attributes or {})["sagaz.saga.phase"] == "Compensated"
 
 
 def test_tracing_is_off_without_an_otlp_endpoint_and_imports_nothing_of_opentelemetry() -> None:
