@@ -82,11 +82,11 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = Settings.from_environment()
         asyncio.run(runtime.check_database(settings.database_url))
-        tracer = tracing.from_environment(os.environ)
         if args.migrate_only:
             applied = asyncio.run(runtime.migrate(settings.database_url))
             print(f"sagaz-operator: migrations applied: {', '.join(applied) or 'none needed'}")
             return
+        tracer = tracing.from_environment(os.environ)
     except ConfigError as error:
         print(f"sagaz-operator: {error}", file=sys.stderr)
         sys.exit(2)

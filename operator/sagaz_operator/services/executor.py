@@ -18,6 +18,9 @@ When the database is away, the executor keeps its place: it retries the same app
 backoff (in-flight calls go on; their outcomes wait) and reports ``DatabaseAvailable=False``.
 If its fence is gone (the advisory lock was lost, or another writer appended first), it
 stops at once with ``FencedError``: whoever holds the saga now goes on from the journal.
+
+Every attempt runs in a span of the saga's trace, and the saga's span is handed to the tracer
+when the journal says the saga finished (``services.tracing`` says why then, not at start).
 """
 
 from __future__ import annotations
@@ -291,7 +294,8 @@ class Executor:
     async def _traced(
         self, name: StepName, purpose: Purpose, attempt: int, *, resumed: bool
     ) -> ev.Event:
-        """One attempt in its span, which ends with the outcome (or cut off, without one)."""
+        """One attempt in its span (``services.tracing``), which ends with the attempt's outcome,
+        the engine's verdict when it cut the attempt off, or none when the operator stops."""
         span = self._tracer.attempt(
             self._saga.attempt(step=name, purpose=purpose, number=attempt),
             round=self.state.round,
