@@ -25,12 +25,12 @@ build() {
   ( while sleep 30; do log "  ... still building jaeger ($((SECONDS - started))s)"; done ) &
   ticker=$!
   rm -rf "$target.tmp"; mkdir -p "$target.tmp"
-  local source
-  if ! source=$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" |
+  local src
+  if ! src=$(go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" |
                 python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'); then
     kill "$ticker" 2>/dev/null; die "fetching Jaeger $JAEGER_VERSION from the Go module proxy failed"
   fi
-  cp -r "$source" "$target.tmp/src" && chmod -R u+w "$target.tmp/src"
+  cp -r "$src" "$target.tmp/src" && chmod -R u+w "$target.tmp/src"
   if ! (cd "$target.tmp/src" && CGO_ENABLED=0 GOFLAGS="-trimpath -mod=mod -buildvcs=false" \
         go build -ldflags "-s -w" -o "$target.tmp/jaeger" ./cmd/jaeger >&2); then
     kill "$ticker" 2>/dev/null; die "building Jaeger failed"
