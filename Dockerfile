@@ -9,7 +9,7 @@ COPY pyproject.toml README.md ./
 COPY operator ./operator
 RUN python -m venv /opt/sagaz \
  && /opt/sagaz/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/sagaz/bin/pip install --no-cache-dir .
+ && /opt/sagaz/bin/pip install --no-cache-dir '.[tracing]'
 
 FROM python:3.11-slim
 COPY --from=build /opt/sagaz /opt/sagaz

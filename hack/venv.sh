@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the package (editable) with its dev and participant extras and
-# the benchmark peers (extra `bench`: `make bench` and its smoke test; never a runtime
+# Creates .venv and installs the package (editable) with its dev, participant and tracing
+# extras and the benchmark peers (extra `bench`: `make bench` and its smoke test; never a runtime
 # dependency). Re-installs only when the package metadata in pyproject.toml changed, so calling
 # it before every command costs nothing.
 source "$(dirname "$0")/lib.sh"
@@ -22,5 +22,5 @@ fi
 log "installing the package and its dev tools into .venv"
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev,participant,bench]"
+"$VENV/bin/python" -m pip install --quiet -e "$REPO_ROOT[dev,participant,tracing,bench]"
 echo "$want" >"$stamp"

@@ -9,7 +9,7 @@ from kubernetes.client import ApiClient
 
 from harness import kube, stack
 
-pytest_plugins = ["harness.isolated"]
+pytest_plugins = ["harness.isolated", "harness.jaeger"]
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +15,7 @@ import prometheus_client
 from sagaz_operator import logs
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
-from sagaz_operator.services import runtime
+from sagaz_operator.services import runtime, tracing
 
 #: Python's recursion limit for the operator. The apiserver stores JSON nested up to 10,000
 #: levels (Go's decoder stops there), and Python's json module needs one level of its
@@ -87,6 +88,7 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
             applied = asyncio.run(runtime.migrate(settings.database_url))
             print(f"sagaz-operator: migrations applied: {', '.join(applied) or 'none needed'}")
             return
+        tracer = tracing.from_environment(os.environ)
     except ConfigError as error:
         print(f"sagaz-operator: {error}", file=sys.stderr)
         sys.exit(2)
@@ -102,7 +104,7 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
         clusterwide=args.all_namespaces or not namespaces,
         namespaces=namespaces,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(runtime=runtime.Runtime(settings)),
+        memo=kopf.Memo(runtime=runtime.Runtime(settings, tracer=tracer)),
     )
 
 

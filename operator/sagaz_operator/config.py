@@ -29,6 +29,9 @@
     SAGAZ_EXTERNAL_METRICS_AUTHORIZE  "false" skips the SubjectAccessReview of each read
 
 With no allow-lists every participant host is allowed except link-local addresses.
+
+Traces follow OpenTelemetry's own variables (``services.tracing``): they are exported over OTLP
+when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and off otherwise.
 """
 
 from __future__ import annotations

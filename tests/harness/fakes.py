@@ -159,8 +159,13 @@ class Runner:
     answers: dict[str, Callable[[int], Json]] = field(default_factory=dict)
     calls: list[tuple[str, str, int]] = field(default_factory=list)
 
-    async def run(self, *, saga: Any, state: Any, step: str, purpose: str, attempt: int) -> Json:
+    traceparents: list[str] = field(default_factory=list)
+
+    async def run(
+        self, *, saga: Any, state: Any, step: str, purpose: str, attempt: int, traceparent: str
+    ) -> Json:
         self.calls.append((step, purpose, attempt))
+        self.traceparents.append(traceparent)
         await asyncio.sleep(0)
         if purpose == "action" and step in self.answers:
             return self.answers[step](attempt)

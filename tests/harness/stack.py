@@ -63,6 +63,11 @@ def _run(*args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout.strip()
 
 
+def hack(*args: str) -> str:
+    """Run a hack/ script, e.g. ``hack("jaeger.sh", "path")``: the last line it printed."""
+    return _run(*args).splitlines()[-1]
+
+
 def _succeeds(*args: str) -> bool:
     try:
         _run(*args)

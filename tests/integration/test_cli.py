@@ -65,3 +65,22 @@ def test_migrations_apply_once_and_are_idempotent(postgres_url: str) -> None:
 
     assert first.returncode == second.returncode == 0
     assert second.stdout.strip() == "sagaz-operator: migrations applied: none needed"
+
+
+@pytest.mark.postgres
+def test_refuses_to_trace_without_opentelemetry_naming_the_extra(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # An installation without the tracing extra: `opentelemetry` cannot be imported.
+    (tmp_path / "opentelemetry").mkdir()
+    (tmp_path / "opentelemetry" / "__init__.py").write_text("raise ImportError('not here')\n")
+    done = run(
+        "--standalone",
+        SAGAZ_DATABASE_URL=postgres_url,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        PYTHONPATH=str(tmp_path),
+    )
+
+    assert done.returncode == 2
+    assert "pip install 'sagaz-operator[tracing]'" in done.stderr
+    assert "Traceback" not in done.stderr

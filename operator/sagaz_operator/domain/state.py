@@ -103,6 +103,9 @@ class SagaState:
     suspended: bool = False
     abort_requested: bool = False
     retry_seen: int = 0  # the highest spec.retry journaled, applied or refused
+    # The saga's rounds: the first run, then one per applied retry (a trace's saga spans).
+    round: int = 0
+    round_started_at: datetime | None = None  # when the current round began, after the first
 
     @property
     def phase(self) -> SagaPhase:
@@ -325,6 +328,8 @@ def _retried(state: SagaState, event: ev.RetryRequested) -> SagaState:
         state,
         steps=steps,
         retry_seen=event.request,
+        round=state.round + 1,
+        round_started_at=event.at,
         outcome=None,
         finished_at=None,
         message="",

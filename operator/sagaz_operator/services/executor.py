@@ -18,6 +18,9 @@ When the database is away, the executor keeps its place: it retries the same app
 backoff (in-flight calls go on; their outcomes wait) and reports ``DatabaseAvailable=False``.
 If its fence is gone (the advisory lock was lost, or another writer appended first), it
 stops at once with ``FencedError``: whoever holds the saga now goes on from the journal.
+
+Every attempt runs in a span of the saga's trace, and the saga's span is handed to the tracer
+when the journal says the saga finished (``services.tracing`` says why then, not at start).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from sagaz_operator.errors import (
     StoreUnavailableError,
     TemplateError,
 )
+from sagaz_operator.services import tracing
 from sagaz_operator.services.steps import SagaContext, StepRunner
 
 logger = logging.getLogger(__name__)
@@ -126,8 +130,10 @@ class Executor:
         controls: Controls,
         clock: Clock,
         fence: Fence,
+        tracer: tracing.Tracer = tracing.NO_TRACING,
     ) -> None:
         self._saga = saga
+        self._tracer = tracer
         self._fence = fence
         self._stopped: Stopped | None = None
         self.state = current
@@ -138,6 +144,7 @@ class Executor:
         self._clock = clock
         self._calls: dict[_CallKey, asyncio.Task[ev.Event]] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._cut_because: dict[tuple[StepName, Purpose, int], ev.Event] = {}
 
     async def run(self, stopped: Stopped) -> state.SagaState:
         """Drive the saga until it finishes or ``stopped`` is set; returns the last state.
@@ -170,6 +177,10 @@ class Executor:
         for event in events:
             self.state = state.evolve(self.state, event)
             self._observer.observe(event, self.state)
+            if isinstance(event, ev.SagaFinished):
+                self._tracer.saga_finished(
+                    saga_name=self._saga.name, namespace=self._saga.namespace, state=self.state
+                )
             self._act(event)
 
     async def _append(self, events: Sequence[ev.Event], *, after: state.SagaState) -> None:
@@ -213,9 +224,9 @@ class Executor:
                 ev.StepCancelled(step=name, attempt=attempt)
                 | ev.StepFailed(step=name, attempt=attempt)
             ):
-                self._cut_off(name, "action", attempt)
+                self._cut_off(name, "action", attempt, because=event)
             case ev.CompensationFailed(step=name, attempt=attempt):
-                self._cut_off(name, "compensation", attempt)
+                self._cut_off(name, "compensation", attempt, because=event)
 
     async def _sync_controls(self) -> None:
         # Cleared before the levers are read: a change that lands while this records the
@@ -243,20 +254,26 @@ class Executor:
                     name,
                     step.action.count,
                 )
-                self._start(name, "action", step.action.count)
+                self._start(name, "action", step.action.count, resumed=True)
             if step.compensation.in_flight_since is not None:
-                self._start(name, "compensation", step.compensation.count)
+                self._start(name, "compensation", step.compensation.count, resumed=True)
 
-    def _start(self, name: StepName, purpose: Purpose, attempt: int) -> None:
+    def _start(
+        self, name: StepName, purpose: Purpose, attempt: int, *, resumed: bool = False
+    ) -> None:
         self._calls[(name, purpose)] = asyncio.create_task(
-            self._call(name, purpose, attempt), name=f"saga {self._saga.uid} {name} {purpose}"
+            self._traced(name, purpose, attempt, resumed=resumed),
+            name=f"saga {self._saga.uid} {name} {purpose}",
         )
 
-    def _cut_off(self, name: StepName, purpose: Purpose, attempt: int) -> None:
+    def _cut_off(
+        self, name: StepName, purpose: Purpose, attempt: int, *, because: ev.Event
+    ) -> None:
         """Stop waiting for an attempt the engine gave up on, and clean up after it."""
         task = self._calls.pop((name, purpose), None)
         if task is None or task.done():
             return
+        self._cut_because[(name, purpose, attempt)] = because  # its span's outcome
         task.cancel()
         cleanup = asyncio.create_task(
             self._runner.stop(
@@ -274,11 +291,39 @@ class Executor:
             task.cancel()
         await asyncio.gather(*tasks, *self._cleanups, return_exceptions=True)
 
-    async def _call(self, name: StepName, purpose: Purpose, attempt: int) -> ev.Event:
+    async def _traced(
+        self, name: StepName, purpose: Purpose, attempt: int, *, resumed: bool
+    ) -> ev.Event:
+        """One attempt in its span (``services.tracing``), which ends with the attempt's outcome,
+        the engine's verdict when it cut the attempt off, or none when the operator stops."""
+        span = self._tracer.attempt(
+            self._saga.attempt(step=name, purpose=purpose, number=attempt),
+            round=self.state.round,
+            resumed=resumed,
+        )
+        outcome: ev.Event | None = None
+        try:
+            outcome = await self._call(name, purpose, attempt, traceparent=span.traceparent)
+            return outcome
+        except asyncio.CancelledError:  # the engine's verdict (a timeout, FailFast), or a stop
+            outcome = self._cut_because.get((name, purpose, attempt))
+            raise
+        finally:
+            self._cut_because.pop((name, purpose, attempt), None)
+            span.end(outcome)
+
+    async def _call(
+        self, name: StepName, purpose: Purpose, attempt: int, *, traceparent: str
+    ) -> ev.Event:
         """One attempt, always ending in an outcome event (never an exception)."""
         try:
             output = await self._runner.run(
-                saga=self._saga, state=self.state, step=name, purpose=purpose, attempt=attempt
+                saga=self._saga,
+                state=self.state,
+                step=name,
+                purpose=purpose,
+                attempt=attempt,
+                traceparent=traceparent,
             )
         except (ParticipantError, TemplateError) as error:
             return _failure(name, purpose, attempt, self._clock(), error)

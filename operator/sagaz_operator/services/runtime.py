@@ -21,6 +21,7 @@ from sagaz_operator.adapters.readapi.server import ApiServer
 from sagaz_operator.config import ExternalMetricsSettings, Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services import external_metrics
+from sagaz_operator.services import tracing
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.pacing import StatusBudget
@@ -67,8 +68,9 @@ async def migrate(url: str) -> list[str]:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracer: tracing.Tracer = tracing.NO_TRACING) -> None:
         self.settings = settings
+        self.tracer = tracer
         self._journal: Journal | None = None
         self._locks: SagaLocks | None = None
         self._http: participants.HttpParticipants | None = None
@@ -106,6 +108,7 @@ class Runtime:
             status_interval=self.settings.status_interval,
             status_budget=StatusBudget(self.settings.status_writes_per_second),
             outbox=self._outbox,
+            tracer=self.tracer,
         )
         resync = Resync(
             kube=self._kube,
@@ -141,6 +144,7 @@ class Runtime:
                 await self._resync
         if self._outbox is not None:
             await self._outbox.close(grace=OUTBOX_GRACE_SECONDS)
+        await asyncio.to_thread(self.tracer.close)  # exports the spans still buffered
         if self._api is not None:
             await self._api.close()
         if self._metrics_api is not None:

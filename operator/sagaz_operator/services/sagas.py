@@ -31,7 +31,7 @@ from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import SagaUid
 from sagaz_operator.domain.record import SagaRecord, Stored
 from sagaz_operator.errors import StoreConflictError, StoreUnavailableError
-from sagaz_operator.services import levers
+from sagaz_operator.services import levers, tracing
 from sagaz_operator.services.executor import (
     Clock,
     Controls,
@@ -68,6 +68,7 @@ class SagaRuntime:
     status_interval: float = 1.0
     status_budget: StatusBudget | None = None  # shared by every saga of the process
     crash_backoff: Sequence[float] = CRASH_BACKOFF
+    tracer: tracing.Tracer = tracing.NO_TRACING
 
 
 class _BoundJournal:
@@ -279,6 +280,7 @@ async def _run_fenced(
             controls=controls,
             clock=runtime.clock,
             fence=_Fence(runtime.locks, uid),
+            tracer=runtime.tracer,
         )
         return await executor.run(stopped)
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagaz_operator.adapters import tracing
 from sagaz_operator.adapters.jobs import JobParticipants, JobRequest
 from sagaz_operator.adapters.participants import HttpParticipants, ParticipantRequest
 from sagaz_operator.domain import jobs, templates
@@ -36,11 +35,6 @@ class SagaContext:
             number=number,
         )
 
-    @property
-    def trace_id(self) -> str:
-        # One trace per saga: its uid is 16 random bytes, just what W3C trace ids are.
-        return self.uid.replace("-", "")
-
 
 class StepRunner:
     def __init__(self, *, http: HttpParticipants, jobs: JobParticipants) -> None:
@@ -55,7 +49,9 @@ class StepRunner:
         step: StepName,
         purpose: Purpose,
         attempt: int,
+        traceparent: str,
     ) -> Json:
+        """Run the attempt; ``traceparent`` names its span (``services.tracing``)."""
         call = _call(state, step, purpose)
         if call is None:  # pragma: no cover - the engine never dispatches a missing compensation
             raise PermanentParticipantError(f"step '{step}' has no {purpose}")
@@ -86,7 +82,7 @@ class StepRunner:
                 call=rendered,
                 attempt=this,
                 timeout_seconds=state.definition.step(step).timeout_seconds,
-                traceparent=tracing.new_traceparent(saga.trace_id),
+                traceparent=traceparent,
                 default_body=default_body,
             )
         )
