@@ -20,8 +20,7 @@ from sagaz_operator.adapters.postgres.phases import JournalPhases
 from sagaz_operator.adapters.readapi.server import ApiServer
 from sagaz_operator.config import ExternalMetricsSettings, Settings
 from sagaz_operator.errors import ConfigError
-from sagaz_operator.services import external_metrics
-from sagaz_operator.services import tracing
+from sagaz_operator.services import external_metrics, tracing
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.pacing import StatusBudget
