@@ -35,14 +35,16 @@ logger = logging.getLogger(__name__)
 
 #: Journal events worth a best-effort Kubernetes Event: whether it is a warning, and its
 #: ``action``. Events are for people (failures, compensation, the end), not a log: the
-#: journal is the log, so a saga that succeeds gets one Event, at the end. A failed attempt
-#: gets one whether or not it will be retried: a person looking at a slow saga wants to see
-#: why. The terminal ones (SagaFinished, SagaRejected) are ``terminal_notice``s, retried.
+#: journal is the log, so a saga that succeeds gets one Event, at the end, and a compensated
+#: one two: ``CompensationStarted`` (naming what failed) and the end. A failed attempt that
+#: may be retried gets one (a person looking at a slow saga wants to see why); the attempt
+#: that ends the step for good is named by ``CompensationStarted`` or the terminal Event, and
+#: cancelled steps and each step compensated are only journaled. A failed compensation gets
+#: one: it is what a person may have to act on. The terminal ones (SagaFinished,
+#: SagaRejected) are ``terminal_notice``s, retried.
 _EVENTS: dict[type[ev.Event], tuple[bool, str]] = {
     ev.StepFailed: (True, "Execute"),
-    ev.StepCancelled: (True, "Execute"),
     ev.CompensationStarted: (True, "Compensate"),
-    ev.CompensationSucceeded: (False, "Compensate"),
     ev.CompensationFailed: (True, "Compensate"),
     ev.RetryRequested: (False, "Retry"),
     ev.RetryRefused: (True, "Retry"),
@@ -133,9 +135,11 @@ class Reporter:
             self._terminal = terminal
             return
         posted = _EVENTS.get(type(event))
-        if posted is not None:
+        if posted is not None and _worth_an_event(event):
             warning, action = posted
-            self._post(codec.public_type(event), _describe(event), warning=warning, action=action)
+            self._post(
+                codec.public_type(event), _describe(event, current), warning=warning, action=action
+            )
         if isinstance(event, ev.RetryRequested | ev.RetryRefused):
             self._retry_condition(event)
 
@@ -262,7 +266,13 @@ class Reporter:
         task.add_done_callback(_STRAGGLERS.discard)
 
 
-def _describe(event: ev.Event) -> str:
+def _worth_an_event(event: ev.Event) -> bool:
+    """A failed attempt that cannot be retried is told by what follows it (compensation, or
+    the end), not by an Event of its own."""
+    return not isinstance(event, ev.StepFailed) or event.retryable
+
+
+def _describe(event: ev.Event, current: state.SagaState | None = None) -> str:
     match event:
         case ev.SagaStarted():
             return "saga started"
@@ -271,12 +281,10 @@ def _describe(event: ev.Event) -> str:
         case ev.StepFailed(step=step, attempt=attempt, error=error, retryable=retryable):
             again = "; will retry if attempts remain" if retryable else ""
             return f"step {step} attempt {attempt} failed: {error}{again}"
-        case ev.StepCancelled(step=step):
-            return f"step {step} cancelled: the saga is failing"
         case ev.CompensationStarted():
-            return "compensating the steps that ran"
-        case ev.CompensationSucceeded(step=step):
-            return f"step {step} compensated"
+            failure = current.failure if current is not None else None
+            why = f": {failure.message}" if failure is not None else ""
+            return f"compensating the steps that ran{why}"
         case ev.CompensationFailed(step=step, attempt=attempt, error=error):
             return f"compensation of step {step} attempt {attempt} failed: {error}"
         case ev.RetryRequested(request=request):
