@@ -16,6 +16,24 @@ from sagaz_operator.services.runtime import Runtime
 
 PREFIX = "sagaz.io"
 
+#: The watch handlers, which Kopf calls for every event of every object they watch (each
+#: status write of each Saga makes one): their success is the normal case, and Kopf's INFO line
+#: for it ("Handler 'saga_changed' succeeded.") was most of the operator's log and a few per
+#: cent of its CPU. Their failures are still logged, and so are the other handlers' successes.
+WATCH_HANDLERS = ("saga_changed", "job_changed", "child_changed")
+
+
+class QuietWatchHandlers(logging.Filter):
+    """Drops Kopf's "succeeded" line of the watch handlers, unless debug logging is on."""
+
+    _lines = frozenset(f"Handler {name!r} succeeded." for name in WATCH_HANDLERS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.INFO or record.msg not in self._lines
+
+
+QUIET_WATCH_HANDLERS = QuietWatchHandlers()
+
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -27,6 +45,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.peering.name = "sagaz-operator"
     settings.posting.level = logging.WARNING  # our own Events are richer than Kopf's INFO ones
     settings.watching.server_timeout = 300
+    objects = logging.getLogger("kopf.objects")
+    if not objects.isEnabledFor(logging.DEBUG):
+        objects.addFilter(QUIET_WATCH_HANDLERS)  # the same filter once, however often started
     runtime: Runtime = memo["runtime"]
     await runtime.start()
 
