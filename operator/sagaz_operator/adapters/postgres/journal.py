@@ -57,6 +57,19 @@ def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
+class _StatelessConnection(asyncpg.Connection):
+    """A pooled connection that is returned without the reset query.
+
+    asyncpg resets every connection it takes back (advisory locks, cursors, LISTEN, settings:
+    one more round trip and commit per use). The journal's connections hold no session state
+    (the advisory locks live on ``locks``' own connection), and an open transaction is still
+    rolled back, so there is nothing to reset.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class Journal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -70,7 +83,10 @@ class Journal:
     @classmethod
     async def open(cls, url: str) -> Journal:
         """A journal on its own connection pool; ``close`` it when done."""
-        return cls(await asyncpg.create_pool(url, min_size=2, max_size=20))
+        pool = await asyncpg.create_pool(
+            url, min_size=2, max_size=20, connection_class=_StatelessConnection
+        )
+        return cls(pool)
 
     async def close(self) -> None:
         await self._pool.close()
