@@ -1,11 +1,18 @@
-"""Kopf's INFO line for every successful watch-handler call is dropped; everything else stays."""
+"""Kopf's per-event overhead for the watch-only kinds: its INFO line for every successful
+watch-handler call is dropped (everything else stays), and no diff-base is built for them."""
 
 from __future__ import annotations
 
 import logging
 
+import kopf
+
 from sagaz_operator.handlers import outboxworkers, sagas
-from sagaz_operator.handlers.startup import QUIET_WATCH_HANDLERS, WATCH_HANDLERS
+from sagaz_operator.handlers.startup import (
+    QUIET_WATCH_HANDLERS,
+    WATCH_HANDLERS,
+    DiffBaseOfChangingKinds,
+)
 
 
 def line(message: str, level: int = logging.INFO) -> logging.LogRecord:
@@ -25,3 +32,14 @@ def test_the_names_are_the_watch_handlers_kopf_calls() -> None:
     """Kopf names a handler by its function: a renamed handler would be logged again."""
     defined = {name for module in (sagas, outboxworkers) for name in dir(module)}
     assert set(WATCH_HANDLERS) <= defined
+
+
+def test_only_kinds_with_field_handlers_get_a_diff_base() -> None:
+    storage = DiffBaseOfChangingKinds(prefix="sagaz.io", key="last-handled-configuration")
+
+    def body(kind: str) -> kopf.Body:
+        return kopf.Body({"kind": kind, "metadata": {"name": "x"}, "spec": {"a": 1}})
+
+    assert storage.build(body=body("Saga")) == {}
+    assert storage.fetch(body=body("Saga")) is None
+    assert storage.build(body=body("SagaDefinition"))["spec"] == {"a": 1}

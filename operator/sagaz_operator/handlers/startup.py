@@ -8,6 +8,7 @@ never collides with another Kopf operator in the same cluster.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -34,12 +35,37 @@ class QuietWatchHandlers(logging.Filter):
 
 QUIET_WATCH_HANDLERS = QuietWatchHandlers()
 
+#: Kinds that only watch handlers serve: no field handler compares their versions.
+WATCH_ONLY_KINDS = frozenset({"Saga", "Job", "Deployment"})
+
+
+class DiffBaseOfChangingKinds(kopf.AnnotationsDiffBaseStorage):
+    """Kopf's diff-base, kept only for the kinds with field handlers (SagaDefinition,
+    OutboxWorker).
+
+    Kopf builds the diff-base of every object on every watch event (a deep copy of it) and
+    reads the stored one, whether or not any handler will diff them; for Sagas, which change
+    with every status write, that was a few per cent of the operator's CPU for nothing.
+    """
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        if body.get("kind") in WATCH_ONLY_KINDS:
+            return kopf.BodyEssence()
+        return super().build(body=body, extra_fields=extra_fields)
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        if body.get("kind") in WATCH_ONLY_KINDS:
+            return None
+        return super().fetch(body=body)
+
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DiffBaseOfChangingKinds(
         prefix=PREFIX, key="last-handled-configuration"
     )
     settings.peering.name = "sagaz-operator"
