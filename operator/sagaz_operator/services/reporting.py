@@ -4,8 +4,10 @@ The status is a projection of the journal, so it may lag but never lead. It is c
 ``publish`` only records the latest state and a background task writes it at most once per
 ``interval``, the first time one ``interval`` after the first change — a burst of
 transitions costs one PATCH, not one each, and a saga that finishes within one interval is
-written once, at the end. A write that fails is tried again, backing off
-(``statuses.STATUS_BACKOFF``) while the API server is away.
+written once, at the end. When many sagas run at once the interval grows (``Pacing``), so
+that their progress costs the API server about ``STATUS_WRITES_PER_SECOND`` writes a second
+however many there are; the end of each is still written at once. A write that fails is
+tried again, backing off (``statuses.STATUS_BACKOFF``) while the API server is away.
 
 A finished saga's final status and its terminal Event are not written here: ``close`` hands
 them to the per-process status outbox (``services.statuses``), which retries them until they
@@ -49,6 +51,29 @@ _EVENTS: dict[type[ev.Event], tuple[bool, str]] = {
     ev.RetryRequested: (False, "Retry"),
     ev.RetryRefused: (True, "Retry"),
 }
+
+
+#: What the progress of running sagas may cost the API server, per operator process: with up
+#: to ``interval * STATUS_WRITES_PER_SECOND`` sagas running each is written every
+#: ``interval``, with more the interval grows with their number. Each write is also a watch
+#: event that every watcher of Sagas (this operator included) decodes.
+STATUS_WRITES_PER_SECOND = 50.0
+
+
+class Pacing:
+    """How often running sagas' statuses are written: every ``base`` seconds while few run,
+    and every ``running / writes_per_second`` seconds when more do."""
+
+    def __init__(self, writes_per_second: float = STATUS_WRITES_PER_SECOND) -> None:
+        self._rate = writes_per_second
+        self.running = 0  # reporters whose saga is running and has published a status
+
+    def interval(self, base: float) -> float:
+        return max(base, self.running / self._rate)
+
+
+#: The process's pacing, shared by all its reporters.
+PACING = Pacing()
 
 
 #: How long ``close`` waits for best-effort Events still being posted: long enough for a
@@ -104,10 +129,12 @@ class Reporter:
         generation: Callable[[], int],
         clock: Clock,
         interval: float = 1.0,
+        pacing: Pacing = PACING,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._kube = kube
+        self._pacing = pacing
         self._outbox = outbox
         self._sleep = sleep
         self._jitter = jitter
@@ -209,20 +236,28 @@ class Reporter:
     # -- status ------------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        await self._dirty.wait()
-        await self._sleep(self._interval)  # a saga done by then is written once, by close
-        failures = 0
-        while True:
+        self._pacing.running += 1
+        try:
             await self._dirty.wait()
-            self._dirty.clear()
-            if await self._write():
-                failures = 0
-                await self._sleep(self._interval)
-                continue
-            failures += 1
-            self._dirty.set()  # try again, even if nothing new is published meanwhile
-            delay = backoff.delay_seconds(STATUS_BACKOFF, attempt=failures, jitter=self._jitter())
-            await self._sleep(max(self._interval, delay))
+            # A saga done by then is written once, by close.
+            await self._sleep(self._pacing.interval(self._interval))
+            failures = 0
+            while True:
+                await self._dirty.wait()
+                self._dirty.clear()
+                interval = self._pacing.interval(self._interval)
+                if await self._write():
+                    failures = 0
+                    await self._sleep(interval)
+                    continue
+                failures += 1
+                self._dirty.set()  # try again, even if nothing new is published meanwhile
+                delay = backoff.delay_seconds(
+                    STATUS_BACKOFF, attempt=failures, jitter=self._jitter()
+                )
+                await self._sleep(max(interval, delay))
+        finally:
+            self._pacing.running -= 1
 
     def _status(self) -> dict[str, Json]:
         assert self._latest is not None

@@ -12,7 +12,7 @@ from sagaz_operator.adapters.kube import ObjectRef
 from sagaz_operator.domain import definitions, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import SagaUid, StepName
-from sagaz_operator.services.reporting import Reporter
+from sagaz_operator.services.reporting import Pacing, Reporter
 from sagaz_operator.services.statuses import StatusOutbox, event_name
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -36,7 +36,7 @@ def reporter(kube: FakeKube, outbox: StatusOutbox, **options: object) -> Reporte
         definition_generation=1,
         generation=lambda: 1,
         clock=lambda: T0 + timedelta(seconds=2),
-        **{"interval": 0.01, **options},  # type: ignore[arg-type]
+        **{"interval": 0.01, "pacing": Pacing(writes_per_second=1000), **options},  # type: ignore[arg-type]
     )
 
 
@@ -163,3 +163,24 @@ async def test_a_failed_attempt_that_will_be_retried_gets_an_event() -> None:
 
     reasons = [e["reason"] for e in kube.events.values()]
     assert reasons == ["StepFailed", "CompensationStarted", "SagaCompensated"]
+
+
+async def test_with_many_sagas_running_each_status_is_written_less_often() -> None:
+    """The progress of 100 running sagas costs about 50 writes a second, not 100."""
+    kube = FakeKube()
+    pacing = Pacing(writes_per_second=50)
+    pacing.running = 99  # the other running sagas of this process
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(0)
+
+    target = reporter(kube, StatusOutbox(kube=kube), interval=1.0, pacing=pacing, sleep=sleep)
+    target.publish(state.evolve(state.initial(uid=SagaUid(UID), definition=DEFINITION), JOURNAL[0]))
+    await asyncio.wait_for(kube.written.wait(), timeout=5)
+    assert pacing.running == 100
+    await target.close()
+
+    assert delays[0] == 2.0  # 100 sagas / 50 writes a second, instead of every second
+    assert pacing.running == 99
