@@ -93,13 +93,16 @@ class Journal:
 
     @_guarded
     async def load(self, uid: str) -> Stored | None:
+        # One statement, so the record and its journal come from one snapshot, in one trip.
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM sagaz_sagas WHERE uid = $1", uuid.UUID(uid))
-            if row is None:
-                return None
-            rows = await conn.fetch(
-                "SELECT event FROM sagaz_journal WHERE saga_uid = $1 ORDER BY seq", uuid.UUID(uid)
+            row = await conn.fetchrow(
+                """SELECT s.*, (SELECT COALESCE(jsonb_agg(j.event ORDER BY j.seq), '[]')
+                                  FROM sagaz_journal j WHERE j.saga_uid = s.uid) AS events
+                     FROM sagaz_sagas s WHERE s.uid = $1""",
+                uuid.UUID(uid),
             )
+        if row is None:
+            return None
         return Stored(
             record=SagaRecord(
                 uid=uid,
@@ -110,7 +113,7 @@ class Journal:
                 definition=json.loads(row["definition"]),
                 input=json.loads(row["input"]),
             ),
-            journal=[codec.decode(json.loads(r["event"])) for r in rows],
+            journal=[codec.decode(event) for event in json.loads(row["events"])],
         )
 
     @_guarded
