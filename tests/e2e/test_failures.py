@@ -81,18 +81,13 @@ class TestCompensation:
         assert undo[-1] == "/a/undo"  # after both of its dependents
         assert sorted(undo[:2]) == ["/b/undo", "/c/undo"]
         events = await sagas.events(
-            "fail-last",
-            until=lambda r: (
-                {"CompensationStarted", "SagaCompensated"} <= set(r)
-                and r.count("StepCompensated") >= 3
-            ),
+            "fail-last", until=lambda r: {"CompensationStarted", "SagaCompensated"} <= set(r)
         )
-        reasons = [reason for reason, _ in events]
-        assert reasons.count("StepCompensated") == 3
-        # Microsecond event times: the summary comes after the compensations it summarises.
-        assert reasons.index("SagaCompensated") > len(reasons) - 1 - reasons[::-1].index(
-            "StepCompensated"
-        )
+        # Events are for people: one when compensation starts, naming what failed, and the
+        # end; each step compensated is only journaled. Microsecond event times keep the order.
+        assert [reason for reason, _ in events] == ["CompensationStarted", "SagaCompensated"]
+        assert "step 'd'" in events[0][1]
+        assert "422" in events[0][1]
 
     async def test_failed_compensation_ends_compensation_failed_with_event(
         self, sagas: Sagas, participants: ParticipantServer

@@ -29,10 +29,18 @@ def wait_for(
 
     The API server may end a watch before its timeout (it closes watchers that fall behind,
     or their version expires): then this lists again and goes on watching, until the deadline.
+    A 429 (a restarted API server answers "storage is (re)initializing" to custom resources
+    for a moment) is tried again after its ``Retry-After``, as any client would.
     """
     deadline = time.monotonic() + timeout
     while True:
-        listed = list_fn(**list_kwargs)
+        try:
+            listed = list_fn(**list_kwargs)
+        except client.ApiException as error:
+            if error.status != 429 or deadline - time.monotonic() < 1:
+                raise
+            time.sleep(_retry_after(error))
+            continue
         if isinstance(listed, dict):  # custom objects come as plain dicts
             items, version = listed["items"], listed["metadata"]["resourceVersion"]
         else:
@@ -56,6 +64,13 @@ def wait_for(
         except client.ApiException as error:
             if error.status != 410:  # Gone: the version expired; list again
                 raise
+
+
+def _retry_after(error: client.ApiException) -> float:
+    try:
+        return min(5.0, max(0.1, float((error.headers or {}).get("Retry-After", 1))))
+    except ValueError:
+        return 1.0
 
 
 def wait_deleted(

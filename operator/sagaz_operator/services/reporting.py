@@ -4,8 +4,9 @@ The status is a projection of the journal, so it may lag but never lead. It is c
 ``publish`` only records the latest state and a background task writes it at most once per
 ``interval``, the first time one ``interval`` after the first change — a burst of
 transitions costs one PATCH, not one each, and a saga that finishes within one interval is
-written once, at the end. The interval stretches when many sagas run at once, so that the
-process's status writes stay within its budget (``services.pacing``). A write that fails is
+written once, at the end. When many sagas run at once the interval grows, so that their
+progress stays within the process's budget of status writes (``services.pacing``) however
+many there are; the end of each is still written at once. A write that fails is
 tried again, backing off (``statuses.STATUS_BACKOFF``) while the API server is away.
 
 A finished saga's final status and its terminal Event are not written here: ``close`` hands
@@ -37,14 +38,16 @@ logger = logging.getLogger(__name__)
 
 #: Journal events worth a best-effort Kubernetes Event: whether it is a warning, and its
 #: ``action``. Events are for people (failures, compensation, the end), not a log: the
-#: journal is the log, so a saga that succeeds gets one Event, at the end. A failed attempt
-#: gets one whether or not it will be retried: a person looking at a slow saga wants to see
-#: why. The terminal ones (SagaFinished, SagaRejected) are ``terminal_notice``s, retried.
+#: journal is the log, so a saga that succeeds gets one Event, at the end, and a compensated
+#: one two: ``CompensationStarted`` (naming what failed) and the end. A failed attempt that
+#: may be retried gets one (a person looking at a slow saga wants to see why); the attempt
+#: that ends the step for good is named by ``CompensationStarted`` or the terminal Event, and
+#: cancelled steps and each step compensated are only journaled. A failed compensation gets
+#: one: it is what a person may have to act on. The terminal ones (SagaFinished,
+#: SagaRejected) are ``terminal_notice``s, retried.
 _EVENTS: dict[type[ev.Event], tuple[bool, str]] = {
     ev.StepFailed: (True, "Execute"),
-    ev.StepCancelled: (True, "Execute"),
     ev.CompensationStarted: (True, "Compensate"),
-    ev.CompensationSucceeded: (False, "Compensate"),
     ev.CompensationFailed: (True, "Compensate"),
     ev.RetryRequested: (False, "Retry"),
     ev.RetryRefused: (True, "Retry"),
@@ -109,6 +112,7 @@ class Reporter:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._kube = kube
+        self._budget = budget
         self._outbox = outbox
         self._sleep = sleep
         self._jitter = jitter
@@ -118,7 +122,6 @@ class Reporter:
         self._generation = generation
         self._clock = clock
         self._interval = interval
-        self._budget = budget
         self._latest: state.SagaState | None = None
         self._written: dict[str, Json] | None = None
         self._dirty = asyncio.Event()
@@ -137,9 +140,11 @@ class Reporter:
             self._terminal = terminal
             return
         posted = _EVENTS.get(type(event))
-        if posted is not None:
+        if posted is not None and _worth_an_event(event):
             warning, action = posted
-            self._post(codec.public_type(event), _describe(event), warning=warning, action=action)
+            self._post(
+                codec.public_type(event), _describe(event, current), warning=warning, action=action
+            )
         if isinstance(event, ev.RetryRequested | ev.RetryRefused):
             self._retry_condition(event)
 
@@ -181,8 +186,6 @@ class Reporter:
         self._latest = current
         self._dirty.set()
         if self._flusher is None:
-            if self._budget is not None:
-                self._budget.enter()
             self._flusher = asyncio.create_task(
                 self._flush_forever(), name=f"status {self._ref.name}"
             )
@@ -196,8 +199,6 @@ class Reporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-            if self._budget is not None:
-                self._budget.leave()
         if self._latest is not None and self._latest.finished:
             status = self._status()
             self._outbox.submit(
@@ -213,20 +214,30 @@ class Reporter:
     # -- status ------------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        await self._dirty.wait()
-        await self._sleep(self._pause())  # a saga done by then is written once, by close
-        failures = 0
-        while True:
+        if self._budget is not None:
+            self._budget.enter()
+        try:
             await self._dirty.wait()
-            self._dirty.clear()
-            if await self._write():
-                failures = 0
-                await self._sleep(self._pause())
-                continue
-            failures += 1
-            self._dirty.set()  # try again, even if nothing new is published meanwhile
-            delay = backoff.delay_seconds(STATUS_BACKOFF, attempt=failures, jitter=self._jitter())
-            await self._sleep(max(self._pause(), delay))
+            # A saga done by then is written once, by close.
+            await self._sleep(self._pause())
+            failures = 0
+            while True:
+                await self._dirty.wait()
+                self._dirty.clear()
+                interval = self._pause()
+                if await self._write():
+                    failures = 0
+                    await self._sleep(interval)
+                    continue
+                failures += 1
+                self._dirty.set()  # try again, even if nothing new is published meanwhile
+                delay = backoff.delay_seconds(
+                    STATUS_BACKOFF, attempt=failures, jitter=self._jitter()
+                )
+                await self._sleep(max(interval, delay))
+        finally:
+            if self._budget is not None:
+                self._budget.leave()
 
     def _pause(self) -> float:
         """The interval, stretched while the process's status writes are over budget."""
@@ -276,7 +287,13 @@ class Reporter:
         task.add_done_callback(_STRAGGLERS.discard)
 
 
-def _describe(event: ev.Event) -> str:
+def _worth_an_event(event: ev.Event) -> bool:
+    """A failed attempt that cannot be retried is told by what follows it (compensation, or
+    the end), not by an Event of its own."""
+    return not isinstance(event, ev.StepFailed) or event.retryable
+
+
+def _describe(event: ev.Event, current: state.SagaState | None = None) -> str:
     match event:
         case ev.SagaStarted():
             return "saga started"
@@ -285,12 +302,10 @@ def _describe(event: ev.Event) -> str:
         case ev.StepFailed(step=step, attempt=attempt, error=error, retryable=retryable):
             again = "; will retry if attempts remain" if retryable else ""
             return f"step {step} attempt {attempt} failed: {error}{again}"
-        case ev.StepCancelled(step=step):
-            return f"step {step} cancelled: the saga is failing"
         case ev.CompensationStarted():
-            return "compensating the steps that ran"
-        case ev.CompensationSucceeded(step=step):
-            return f"step {step} compensated"
+            failure = current.failure if current is not None else None
+            why = f": {failure.message}" if failure is not None else ""
+            return f"compensating the steps that ran{why}"
         case ev.CompensationFailed(step=step, attempt=attempt, error=error):
             return f"compensation of step {step} attempt {attempt} failed: {error}"
         case ev.RetryRequested(request=request):

@@ -37,8 +37,7 @@ def reporter(kube: FakeKube, outbox: StatusOutbox, **options: object) -> Reporte
         definition_generation=1,
         generation=lambda: 1,
         clock=lambda: T0 + timedelta(seconds=2),
-        interval=0.01,
-        **options,  # type: ignore[arg-type]
+        **{"interval": 0.01, **options},  # type: ignore[arg-type]
     )
 
 
@@ -121,3 +120,81 @@ async def test_many_running_sagas_stretch_each_ones_status_interval_to_the_budge
     await asyncio.wait_for(asleep.wait(), timeout=5)
     assert delays[-1] == 0.5  # alone again: the whole budget, two writes a second, is its own
     await lone.close()
+
+
+TWO_STEPS = definitions.load(
+    {
+        "steps": [
+            {
+                "name": "a",
+                "action": {"http": {"url": "http://s/a"}},
+                "compensation": {"http": {"url": "http://s/a/undo"}},
+            },
+            {"name": "b", "dependsOn": ["a"], "action": {"http": {"url": "http://s/b"}}},
+        ]
+    }
+)
+
+
+def compensated(*, retried: bool) -> list[ev.Event]:
+    """a succeeds, b fails for good (after a retryable failure, if ``retried``), a is undone."""
+    a, b = StepName("a"), StepName("b")
+    at = T0 + timedelta(seconds=1)
+    tries: list[ev.Event] = []
+    if retried:
+        tries = [
+            ev.StepDispatched(at=at, step=b, attempt=1),
+            ev.StepFailed(at=at, step=b, attempt=1, error="answered 503", retryable=True),
+        ]
+    last = 2 if retried else 1
+    return [
+        ev.SagaStarted(at=T0),
+        ev.StepDispatched(at=T0, step=a, attempt=1),
+        ev.StepSucceeded(at=at, step=a, attempt=1),
+        *tries,
+        ev.StepDispatched(at=at, step=b, attempt=last),
+        ev.StepFailed(at=at, step=b, attempt=last, error="answered 422", retryable=False),
+        ev.SagaFailing(
+            at=at, reason=ev.FailureReason.STEP_FAILED, message="step 'b' failed: answered 422"
+        ),
+        ev.CompensationStarted(at=at),
+        ev.CompensationDispatched(at=at, step=a, attempt=1),
+        ev.CompensationSucceeded(at=at, step=a, attempt=1),
+        ev.SagaFinished(at=at, outcome=ev.Outcome.COMPENSATED, message="compensated 1 step(s)"),
+    ]
+
+
+async def test_a_compensated_saga_gets_one_event_for_its_compensation_and_one_status() -> None:
+    kube = FakeKube()
+    outbox = StatusOutbox(kube=kube)
+    target = reporter(kube, outbox, interval=60.0)  # it finishes within one interval
+    current = state.initial(uid=SagaUid(UID), definition=TWO_STEPS)
+    for event in compensated(retried=False):
+        current = state.evolve(current, event)
+        target.observe(event, current)
+        target.publish(current)
+    await target.close()
+    await outbox.close(grace=5)
+
+    posted = [(e["reason"], e["message"]) for e in kube.events.values()]
+    assert posted == [
+        ("CompensationStarted", "compensating the steps that ran: step 'b' failed: answered 422"),
+        ("SagaCompensated", "compensated 1 step(s)"),
+    ]
+    assert [call.body["phase"] for call in kube.tries("patch_status")] == ["Compensated"]
+
+
+async def test_a_failed_attempt_that_will_be_retried_gets_an_event() -> None:
+    kube = FakeKube()
+    outbox = StatusOutbox(kube=kube)
+    target = reporter(kube, outbox, interval=60.0)
+    current = state.initial(uid=SagaUid(UID), definition=TWO_STEPS)
+    for event in compensated(retried=True):
+        current = state.evolve(current, event)
+        target.observe(event, current)
+        target.publish(current)
+    await target.close()
+    await outbox.close(grace=5)
+
+    reasons = [e["reason"] for e in kube.events.values()]
+    assert reasons == ["StepFailed", "CompensationStarted", "SagaCompensated"]

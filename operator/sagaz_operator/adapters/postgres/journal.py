@@ -4,7 +4,8 @@
 reader ever finds a record without a verdict. ``append`` writes the events at sequence
 numbers ``version+1...``; the primary key ``(saga_uid, seq)`` makes a second writer holding a
 stale version fail instead of forking the history (the advisory lock in ``locks`` normally
-keeps it from trying at all).
+keeps it from trying at all). Both are group-committed with other sagas' writes
+(``commits``): each returns once its own rows are committed, and fails alone.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
+from sagaz_operator.adapters.postgres.commits import GroupCommit, Write
 from sagaz_operator.adapters.postgres.errors import (
     DatabaseUnavailableError,
     unavailable,
@@ -56,27 +57,52 @@ def _guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
+class _StatelessConnection(asyncpg.Connection):
+    """A pooled connection that is returned without the reset query.
+
+    asyncpg resets every connection it takes back (advisory locks, cursors, LISTEN, settings:
+    one more round trip and commit per use). The journal's connections hold no session state
+    (the advisory locks live on ``locks``' own connection), and an open transaction is still
+    rolled back, so there is nothing to reset.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class Journal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._commits = GroupCommit(pool)
+
+    @property
+    def commits(self) -> GroupCommit:
+        """The group committer: how many writes it made in how many transactions."""
+        return self._commits
 
     @classmethod
     async def open(cls, url: str) -> Journal:
         """A journal on its own connection pool; ``close`` it when done."""
-        return cls(await asyncpg.create_pool(url, min_size=2, max_size=20))
+        pool = await asyncpg.create_pool(
+            url, min_size=2, max_size=20, connection_class=_StatelessConnection
+        )
+        return cls(pool)
 
     async def close(self) -> None:
         await self._pool.close()
 
     @_guarded
     async def load(self, uid: str) -> Stored | None:
+        # One statement, so the record and its journal come from one snapshot, in one trip.
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM sagaz_sagas WHERE uid = $1", uuid.UUID(uid))
-            if row is None:
-                return None
-            rows = await conn.fetch(
-                "SELECT event FROM sagaz_journal WHERE saga_uid = $1 ORDER BY seq", uuid.UUID(uid)
+            row = await conn.fetchrow(
+                """SELECT s.*, (SELECT COALESCE(jsonb_agg(j.event ORDER BY j.seq), '[]')
+                                  FROM sagaz_journal j WHERE j.saga_uid = s.uid) AS events
+                     FROM sagaz_sagas s WHERE s.uid = $1""",
+                uuid.UUID(uid),
             )
+        if row is None:
+            return None
         return Stored(
             record=SagaRecord(
                 uid=uid,
@@ -87,7 +113,7 @@ class Journal:
                 definition=json.loads(row["definition"]),
                 input=json.loads(row["input"]),
             ),
-            journal=[codec.decode(json.loads(r["event"])) for r in rows],
+            journal=[codec.decode(event) for event in json.loads(row["events"])],
         )
 
     @_guarded
@@ -98,25 +124,17 @@ class Journal:
 
         Raises ``JournalConflictError`` if the saga was recorded already.
         """
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                await conn.execute(
-                    """INSERT INTO sagaz_sagas (uid, namespace, name, definition_name,
-                           definition_generation, definition, input, phase)
-                       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, 'Pending')""",
-                    uuid.UUID(record.uid),
-                    record.namespace,
-                    record.name,
-                    record.definition_name,
-                    record.definition_generation,
-                    json.dumps(record.definition),
-                    json.dumps(record.input),
-                )
-            except asyncpg.UniqueViolationError as error:
-                raise JournalConflictError(f"saga {record.uid} was recorded already") from error
-            await self._append(
-                conn, record, version=0, events=[first], phase=phase, finished=finished
-            )
+        snapshot = (
+            record.namespace,
+            record.name,
+            record.definition_name,
+            record.definition_generation,
+            json.dumps(record.definition),
+            json.dumps(record.input),
+        )
+        await self._write(
+            _write(record, snapshot, version=0, events=[first], phase=phase, finished=finished)
+        )
 
     @_guarded
     async def append(
@@ -128,55 +146,52 @@ class Journal:
         phase: str,
         finished: bool,
     ) -> int:
-        """Append ``events`` after ``version`` with one outbox row each; returns the new version."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            return await self._append(
-                conn, record, version=version, events=events, phase=phase, finished=finished
-            )
+        """Append ``events`` after ``version`` with one outbox row each; returns the new version.
 
-    @staticmethod
-    async def _append(
-        conn: PoolConnectionProxy[asyncpg.Record],
-        record: SagaRecord,
-        *,
-        version: int,
-        events: Sequence[ev.Event],
-        phase: str,
-        finished: bool,
-    ) -> int:
-        saga_uid = uuid.UUID(record.uid)
-        journal_rows = []
-        outbox_rows = []
-        for offset, event in enumerate(events, start=1):
-            body = codec.encode(event)
-            journal_rows.append((saga_uid, version + offset, body["type"], json.dumps(body)))
-            outbox_rows.append(_outbox_row(record, event, seq=version + offset))
-        try:
-            await conn.executemany(
-                """INSERT INTO sagaz_journal (saga_uid, seq, event_type, event)
-                   VALUES ($1, $2, $3, $4::jsonb)""",
-                journal_rows,
-            )
-        except asyncpg.UniqueViolationError as error:
-            raise JournalConflictError(
-                f"saga {record.uid}: journal moved past {version}"
-            ) from error
-        await conn.executemany(
-            """INSERT INTO sagaz_outbox (id, aggregate_type, aggregate_id, event_type,
-                   payload, headers)
-               VALUES ($1, 'Saga', $2, $3, $4::jsonb, $5::jsonb)""",
-            outbox_rows,
-        )
-        await conn.execute(
-            """UPDATE sagaz_sagas SET version = $2, phase = $3, updated_at = now(),
-                   finished_at = CASE WHEN $4 THEN COALESCE(finished_at, now()) ELSE NULL END
-               WHERE uid = $1""",
-            saga_uid,
-            version + len(events),
-            phase,
-            finished,
+        It is committed together with the appends of other sagas that arrive meanwhile
+        (``commits``), and returns once it is committed.
+        """
+        await self._write(
+            _write(record, None, version=version, events=events, phase=phase, finished=finished)
         )
         return version + len(events)
+
+    async def _write(self, write: Write) -> None:
+        try:
+            await self._commits.write(write)
+        except asyncpg.UniqueViolationError as error:
+            if write.record is not None:  # its journal's first row is taken with it
+                raise JournalConflictError(f"saga {write.uid} was recorded already") from error
+            raise JournalConflictError(
+                f"saga {write.uid}: journal moved past {write.version - len(write.journal)}"
+            ) from error
+
+
+def _write(
+    record: SagaRecord,
+    snapshot: tuple[Any, ...] | None,
+    *,
+    version: int,
+    events: Sequence[ev.Event],
+    phase: str,
+    finished: bool,
+) -> Write:
+    saga_uid = uuid.UUID(record.uid)
+    journal_rows = []
+    outbox_rows = []
+    for offset, event in enumerate(events, start=1):
+        body = codec.encode(event)
+        journal_rows.append((saga_uid, version + offset, body["type"], json.dumps(body)))
+        outbox_rows.append(_outbox_row(record, event, seq=version + offset))
+    return Write(
+        uid=saga_uid,
+        record=snapshot,
+        journal=journal_rows,
+        outbox=outbox_rows,
+        version=version + len(events),
+        phase=phase,
+        finished=finished,
+    )
 
 
 def _outbox_row(record: SagaRecord, event: ev.Event, *, seq: int) -> tuple[Any, ...]:
