@@ -168,8 +168,21 @@ async def test_hpa_scales_on_pending_events(
                     await _scales_down(k8s, cluster, ns)
         except metrics_api.NotAvailableError as error:
             pytest.fail(f"{error}; {await _hpa_says(k8s, ns)}")
+        finally:
+            # While its operator runs, which removes the finalizer: else the namespace the
+            # fixture deletes stays Terminating for good.
+            await asyncio.to_thread(_delete_worker, cluster, ns)
     finally:
         await conn.close()
+
+
+def _delete_worker(cluster: stack.Cluster, ns: str) -> None:
+    subprocess.run(
+        [stack.kubectl(), "--kubeconfig", str(cluster.kubeconfig), "-n", ns, "delete",
+         "outboxworker/orders", "--wait=true", "--timeout=120s"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
 
 
 def _metric(cluster: stack.Cluster, ns: str) -> dict[str, Any]:
