@@ -6,3 +6,4 @@ KWOK_VERSION=v0.7.0
 HELM_VERSION=v3.19.0
 KAFKA_VERSION=4.1.0          # org.apache.kafka:kafka_2.13, KRaft mode
 TEMPORAL_CLI_VERSION=v1.5.1  # github.com/temporalio/cli: `temporal server start-dev`, for make bench only
+PROMETHEUS_VERSION=v0.316.0  # github.com/prometheus/prometheus (Prometheus 3.16): prometheus + promtool, for the alert and dashboard tests
