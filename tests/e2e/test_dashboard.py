@@ -187,9 +187,9 @@ def _variables(prometheus: Prometheus) -> dict[str, str]:
     for variable in json.loads(DASHBOARD.read_text())["templating"]["list"]:
         if variable["type"] != "query":
             continue
-        metric, label = re.fullmatch(
-            r"label_values\((\w+), (\w+)\)", variable["query"]["query"]
-        ).groups()  # type: ignore[union-attr]
+        query = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]["query"])
+        assert query is not None, variable
+        metric, label = query.groups()
         values = prometheus.api(f"label/{label}/values", **{"match[]": metric})
         assert wanted[variable["name"]] in values, (variable["name"], values)
         found[variable["name"]] = wanted[variable["name"]]

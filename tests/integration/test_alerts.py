@@ -6,13 +6,14 @@ alerts.test.yaml gives every alert series that fire it and series that must not.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import yaml
 
 from harness import chart
-from harness.prometheus import ALERTS, promtool
+from harness.prometheus import ALERTS, DASHBOARD, promtool
 from harness.stack import REPO_ROOT
 
 TESTS = REPO_ROOT / "tests" / "alerts" / "alerts.test.yaml"
@@ -99,3 +100,12 @@ def test_the_monitors_scrape_the_operator_and_the_workers_under_the_alerts_job_n
         "sagaz-outbox-worker"
     )
     assert workers["spec"]["namespaceSelector"] == {"any": True}
+
+
+def test_the_chart_ships_the_dashboard_for_grafanas_sidecar_when_enabled() -> None:
+    (config_map,) = chart.render(
+        "metrics.dashboard.enabled=true", show_only="templates/monitoring.yaml"
+    )
+
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(config_map["data"]["sagaz.json"]) == json.loads(DASHBOARD.read_text())
