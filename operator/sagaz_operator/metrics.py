@@ -152,7 +152,8 @@ saga_oldest_running.set_function(
 
 database_up = Gauge(
     "sagaz_database_up",
-    "1 if the operator's last probe of its PostgreSQL succeeded, 0 if it failed.",
+    "1 while this process reaches its PostgreSQL (the operator probes it every 10 s, a relay "
+    "worker holds a connection), else 0.",
 )
 
 outbox_publish_latency = Histogram(

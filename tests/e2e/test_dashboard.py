@@ -40,6 +40,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.postgres, pytest.mark.kafka]
 DEFINITION = "orders"
 OUTBOXWORKER = "saga-events"
 #: What the test puts in for Grafana's interval variables: a window that holds many 1 s scrapes.
+#: The series the first wave of sagas creates, and the second wave must find scraped.
+FIRST_SCRAPED = [
+    'sagaz_step_duration_seconds_count{definition="orders"} > 0',
+    'sagaz_saga_duration_seconds_count{definition="orders", phase="Compensated"} > 0',
+    "sagaz_outbox_publish_latency_seconds_count > 0",
+]
 INTERVALS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "10m"}
 
 
@@ -93,14 +99,25 @@ async def observed(
     )
     try:
         await asyncio.to_thread(prometheus.start)
+        # Prometheus applies discovered targets every 5 s: watch the sagas from their start.
+        await _until(prometheus, 'count(up{job=~"sagaz-operator|sagaz-outbox-worker"} == 1) == 2')
         started = time.time()
         async with ParticipantServer() as shop:
-            await _run_sagas(Sagas(k8s, namespace_for_dashboard), shop)
+            sagas = Sagas(k8s, namespace_for_dashboard)
+            await _define(sagas, shop)
+            # Two waves: a series is born at its first observation, so a rate (and every
+            # latency quantile) sees only what comes after Prometheus has scraped it once.
+            await _run_sagas(sagas, ["paid-1", "declined-1"])
+            for born in FIRST_SCRAPED:
+                await _until(prometheus, born)
+            await _run_sagas(sagas, ["paid-2", "paid-3", "declined-2"])
         # Everything after the sagas (the relay publishing their events, the resync counting
         # their phases) is seen by the next scrapes.
-        await _until(prometheus, 'sagaz_outbox_published_total{job="sagaz-outbox-worker"} > 0')
-        await _until(prometheus, 'sagaz_sagas_by_phase{phase="Compensated"} > 0')
+        await _until(prometheus, 'sagaz_sagas_by_phase{phase="Compensated"} == 2')
         await _until(prometheus, "sagaz_outbox_pending_events == 0")
+        # A rate needs two samples of a series: the counters born in one scrape get more.
+        for _ in range(3):
+            await _until(prometheus, f"min(timestamp(up)) > {time.time():.3f}")
         yield Observed(prometheus, operator, worker_port, started)
     finally:
         prometheus.stop()
@@ -128,12 +145,13 @@ def _relay(database_url: str, bootstrap: str, log: Path) -> tuple[subprocess.Pop
     return process, port
 
 
-async def _run_sagas(sagas: Sagas, shop: ParticipantServer) -> None:
-    """Three sagas that succeed and one whose last step fails and is compensated."""
+async def _define(sagas: Sagas, shop: ParticipantServer) -> None:
+    """Sagas whose last step, for the sagas named ``declined-*``, fails and is compensated."""
     fast = {"maxAttempts": 2, "backoff": {"initialSeconds": 0.1, "factor": 2, "maxSeconds": 1}}
     for path in ("/reserve", "/release", "/charge"):
         shop.on(path, Respond(json={"ok": True}))
-    shop.on("/charge", Fail(status=402), saga="declined")
+    for declined in ("declined-1", "declined-2"):
+        shop.on("/charge", Fail(status=402), saga=declined)
     await sagas.define(
         DEFINITION,
         {
@@ -153,15 +171,14 @@ async def _run_sagas(sagas: Sagas, shop: ParticipantServer) -> None:
             ],
         },
     )
-    names = ["paid-1", "paid-2", "paid-3", "declined"]
+
+
+async def _run_sagas(sagas: Sagas, names: list[str]) -> None:
     for name in names:
         await sagas.start(name, {"definitionRef": {"name": DEFINITION}, "input": {"n": name}})
     phases = await sagas.wait_all(names, within=120)
     assert phases == {
-        "paid-1": "Succeeded",
-        "paid-2": "Succeeded",
-        "paid-3": "Succeeded",
-        "declined": "Compensated",
+        name: "Compensated" if name.startswith("declined") else "Succeeded" for name in names
     }
 
 

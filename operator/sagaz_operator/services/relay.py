@@ -131,11 +131,13 @@ class Relay:
                 pass
         except DatabaseError as error:
             self._healthy.set(0)
+            metrics.database_up.set(1 if self.outbox.connected else 0)
             return self._outage("the database", error), False
         except kafka.KafkaUnavailableError as error:
             self._healthy.set(0)
             return self._outage("Kafka", error), False
         self._healthy.set(1 if self.healthy else 0)
+        metrics.database_up.set(1 if self.outbox.connected else 0)
         self._troubles = 0
         return self._idle_seconds(), True
 
