@@ -131,7 +131,7 @@ class Relay:
                 pass
         except DatabaseError as error:
             self._healthy.set(0)
-            metrics.database_up.set(1 if self.outbox.connected else 0)
+            metrics.database_up.set(0)
             return self._outage("the database", error), False
         except kafka.KafkaUnavailableError as error:
             self._healthy.set(0)
