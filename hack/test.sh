@@ -8,5 +8,6 @@ cd "$REPO_ROOT"
 "$REPO_ROOT/hack/check.sh"
 "$REPO_ROOT/hack/tools.sh"
 "$REPO_ROOT/hack/jaeger.sh" path >/dev/null  # the traces' receiver (tests/harness/jaeger.py)
+"$REPO_ROOT/hack/prometheus.sh" path >/dev/null  # prometheus + promtool for the alert and dashboard tests
 log "pytest"
 exec "$REPO_ROOT/.venv/bin/pytest" -p no:cacheprovider "$@"

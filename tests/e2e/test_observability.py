@@ -17,9 +17,13 @@ pytestmark = pytest.mark.cluster
 
 
 def metric(text: str, name: str, labels: str = "") -> float:
-    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.e+]+)"
-    found = re.search(pattern, text)
-    return float(found.group(1)) if found else 0.0
+    """The sum of ``name``'s series whose labels include ``labels`` (e.g. 'phase="Running"')."""
+    total = 0.0
+    pattern = re.escape(name) + r"(?:\{([^}]*)\})? ([0-9.e+-]+)$"
+    for found in re.finditer(pattern, text, re.MULTILINE):
+        if all(label in (found.group(1) or "").split(",") for label in filter(None, [labels])):
+            total += float(found.group(2))
+    return total
 
 
 async def test_metrics_count_finished_sagas_and_steps(

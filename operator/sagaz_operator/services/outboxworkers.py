@@ -28,6 +28,7 @@ from typing import Any
 
 import pydantic
 
+from sagaz_operator import metrics
 from sagaz_operator.adapters.kube import Kube, ObjectRef, resource_path
 from sagaz_operator.adapters.postgres import backlog
 from sagaz_operator.api.definition import API_VERSION
@@ -153,4 +154,7 @@ async def _reconcile(runtime: WorkerRuntime, body: Mapping[str, Any]) -> None:
         generation=generation,
         now=runtime.clock(),
     )
+    if "replicas" in status:
+        metrics.outboxworker_replicas.labels(namespace, name).set(status["replicas"])
+        metrics.outboxworker_ready_replicas.labels(namespace, name).set(status["readyReplicas"])
     await runtime.kube.patch_status(ref, status)

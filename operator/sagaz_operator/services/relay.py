@@ -26,6 +26,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sagaz_operator import metrics
@@ -49,10 +50,12 @@ class Relay:
         settings: RelaySettings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self._wall_clock = wall_clock  # for the publish latency, against rows' created_at
         self._rng = rng or random.Random()
         self._retry = Backoff(
             initial_seconds=settings.retry_seconds,
@@ -78,6 +81,8 @@ class Relay:
         self._dead = metrics.outbox_dead_lettered.labels(outboxworker=label)
         self._batch_seconds = metrics.outbox_batch_duration.labels(outboxworker=label)
         self._owned = metrics.outbox_partitions_owned.labels(outboxworker=label)
+        self._latency = metrics.outbox_publish_latency.labels(outboxworker=label)
+        self._healthy = metrics.outbox_worker_healthy.labels(outboxworker=label)
 
     @property
     def healthy(self) -> bool:
@@ -125,9 +130,14 @@ class Relay:
             while not stop.is_set() and await self._batch():
                 pass
         except DatabaseError as error:
+            self._healthy.set(0)
+            metrics.database_up.set(0)
             return self._outage("the database", error), False
         except kafka.KafkaUnavailableError as error:
+            self._healthy.set(0)
             return self._outage("Kafka", error), False
+        self._healthy.set(1 if self.healthy else 0)
+        metrics.database_up.set(1 if self.outbox.connected else 0)
         self._troubles = 0
         return self._idle_seconds(), True
 
@@ -207,6 +217,7 @@ class Relay:
             )
         finished = self._clock()
         self._batch_seconds.observe(finished - now)
+        self._observe_latency(claim.rows, settlement.published)
         self._published.inc(len(settlement.published))
         self._failed.inc(len(settlement.retry) + len(settlement.dead))
         self._dead.inc(len(settlement.dead))
@@ -262,6 +273,15 @@ class Relay:
             if result is not None
         ]
 
+    def _observe_latency(self, rows: list[outbox.Row], published: tuple[str, ...]) -> None:
+        """Each published row's age: how far behind its writer the relay runs. The database's
+        and the worker's clocks may differ a little; a negative age is counted as 0."""
+        acknowledged = set(published)
+        wall = self._wall_clock()
+        for row in rows:
+            if row.id in acknowledged:
+                self._latency.observe(max(0.0, (wall - row.created_at).total_seconds()))
+
     def _record(self, row: outbox.Row, topic: str) -> kafka.Record:
         headers = partitions.cloudevent_headers(
             event_id=row.id,
@@ -302,6 +322,7 @@ class Relay:
     async def _close(self) -> None:
         await self.outbox.close()  # first: the partitions are free for the others at once
         self._owned.set(0)
+        self._healthy.set(0)
         if self._listener is not None:
             await self._listener.close()
         await self._publisher.stop(grace_seconds=_STOP_TIMEOUT)

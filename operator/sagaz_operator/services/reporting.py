@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from sagaz_operator import metrics
 from sagaz_operator.adapters.kube import ObjectRef
+from sagaz_operator.api.saga import SagaPhase
 from sagaz_operator.domain import backoff, codec, conditions, projection, state
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Json
@@ -129,12 +130,15 @@ class Reporter:
         self._posts: set[asyncio.Task[None]] = set()
         self._conditions: list[dict[str, Json]] = []
         self._database_ok = True
+        self._label = metrics.definition(definition_name)
+        self._in_flight: SagaPhase | None = None  # the phase counted in sagas_in_flight
 
     # -- Observer ----------------------------------------------------------------------------
 
     def observe(self, event: ev.Event, current: state.SagaState) -> None:
         metrics.journal_events.labels(type(event).__name__).inc()
-        _count(event, current)
+        _count(event, current, self._label)
+        self._count_phase(current)
         terminal = terminal_notice(event)
         if terminal is not None:  # retried with the final status, see close()
             self._terminal = terminal
@@ -182,7 +186,24 @@ class Reporter:
             )
         self._dirty.set()
 
+    def _count_phase(self, current: state.SagaState | None) -> None:
+        """Move this saga in ``sagaz_sagas_in_flight`` to its phase (out of it when finished
+        or closed): one process counts each saga it executes once, in one phase."""
+        phase = None if current is None or current.finished else current.phase
+        if phase is not None and current is not None and current.started_at is not None:
+            metrics.running_since[id(self)] = current.started_at.timestamp()
+        else:
+            metrics.running_since.pop(id(self), None)
+        if phase is self._in_flight:
+            return
+        if self._in_flight is not None:
+            metrics.sagas_in_flight.labels(self._label, self._in_flight.value).dec()
+        if phase is not None:
+            metrics.sagas_in_flight.labels(self._label, phase.value).inc()
+        self._in_flight = phase
+
     def publish(self, current: state.SagaState) -> None:
+        self._count_phase(current)
         self._latest = current
         self._dirty.set()
         if self._flusher is None:
@@ -199,6 +220,7 @@ class Reporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
+        self._count_phase(None)
         if self._latest is not None and self._latest.finished:
             status = self._status()
             self._outbox.submit(
@@ -317,24 +339,28 @@ def _describe(event: ev.Event, current: state.SagaState | None = None) -> str:
     return type(event).__name__
 
 
-def _count(event: ev.Event, current: state.SagaState) -> None:
+def _count(event: ev.Event, current: state.SagaState, definition: str) -> None:
     match event:
+        case ev.SagaStarted():
+            metrics.sagas_started.labels(definition).inc()
         case ev.StepSucceeded(step=step):
-            metrics.step_attempts.labels("succeeded").inc()
+            metrics.step_attempts.labels("succeeded", definition).inc()
             started = current.steps[step].started_at
             if started is not None:
-                metrics.step_duration.observe((event.at - started).total_seconds())
+                metrics.step_duration.labels(definition).observe(
+                    (event.at - started).total_seconds()
+                )
         case ev.StepFailed():
-            metrics.step_attempts.labels("failed").inc()
+            metrics.step_attempts.labels("failed", definition).inc()
         case ev.CompensationSucceeded():
-            metrics.compensations.labels("succeeded").inc()
+            metrics.compensations.labels("succeeded", definition).inc()
         case ev.CompensationFailed():
-            metrics.compensations.labels("failed").inc()
+            metrics.compensations.labels("failed", definition).inc()
         case ev.SagaRejected():
-            metrics.sagas_finished.labels(ev.Outcome.FAILED.value).inc()
+            metrics.sagas_finished.labels(ev.Outcome.FAILED.value, definition).inc()
         case ev.SagaFinished(outcome=outcome):
-            metrics.sagas_finished.labels(outcome.value).inc()
+            metrics.sagas_finished.labels(outcome.value, definition).inc()
             if current.started_at is not None:
-                metrics.saga_duration.labels(outcome.value).observe(
+                metrics.saga_duration.labels(outcome.value, definition).observe(
                     (event.at - current.started_at).total_seconds()
                 )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from sagaz_operator import metrics
 from sagaz_operator.adapters.kube import ObjectRef
 from sagaz_operator.adapters.postgres.journal import SagaRecord, Stored
 from sagaz_operator.api.definition import API_VERSION
+from sagaz_operator.api.saga import SagaPhase
 from sagaz_operator.domain import convergence, definitions, projection, state
 from sagaz_operator.domain.convergence import JournaledSaga, ListedSaga
 from sagaz_operator.domain.model import Definition, SagaUid
@@ -111,6 +113,7 @@ class Resync:
     async def once(self) -> Round:
         listed = [_listed(row) async for row in self._kube.list_table(SAGAS)]
         journaled = await self._phases.phases([saga.uid for saga in listed])
+        _count_phases(journaled)
         stale = convergence.out_of_date(
             listed, journaled, settle_seconds=self._settle, limit=self._max_repairs
         )
@@ -158,6 +161,14 @@ class Resync:
             notices = (terminal_notice(event) for event in reversed(stored.journal))
             self._outbox.submit(ref, status=None, notice=next(filter(None, notices), None))
         return True
+
+
+def _count_phases(journaled: Mapping[str, JournaledSaga]) -> None:
+    """``sagaz_sagas_by_phase``: every phase, 0 included, so a phase's first saga is a
+    change an alert sees (a series born at 1 has no increase)."""
+    counts = Counter(saga.phase for saga in journaled.values())
+    for phase in SagaPhase:
+        metrics.sagas_by_phase.labels(phase.value).set(counts.get(phase.value, 0))
 
 
 def _listed(row: Mapping[str, Any]) -> ListedSaga:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from sagaz_operator import metrics
 from sagaz_operator.adapters import participants
 from sagaz_operator.adapters.jobs import JobParticipants
 from sagaz_operator.adapters.kube import Kube
@@ -33,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 #: At shutdown, how long final statuses still pending get to reach the API server.
 OUTBOX_GRACE_SECONDS = 5.0
+
+#: How often ``sagaz_database_up`` is refreshed: the SagazDatabaseUnavailable alert's input.
+#: Sagas notice an outage only when they write; an idle operator would not notice at all.
+DATABASE_PROBE_SECONDS = 10.0
 
 
 def utc_now() -> datetime:
@@ -66,6 +71,24 @@ async def migrate(url: str) -> list[str]:
     return await migrations.migrate_database(url)
 
 
+async def probe_database(url: str, *, interval: float = DATABASE_PROBE_SECONDS) -> None:
+    """Set ``sagaz_database_up`` from a fresh connection every ``interval``, forever."""
+    reachable = True
+    while True:
+        try:
+            await migrations.check_reachable(url)
+        except DatabaseUnavailableError as error:
+            if reachable:  # log the change, not every probe
+                logger.warning("database unreachable: %s", error)
+            reachable = False
+        else:
+            if not reachable:
+                logger.info("database reachable again")
+            reachable = True
+        metrics.database_up.set(1 if reachable else 0)
+        await asyncio.sleep(interval)
+
+
 class Runtime:
     def __init__(self, settings: Settings, *, tracer: tracing.Tracer = tracing.NO_TRACING) -> None:
         self.settings = settings
@@ -81,6 +104,7 @@ class Runtime:
         self._outbox: StatusOutbox | None = None
         self._phases: JournalPhases | None = None
         self._resync: asyncio.Task[None] | None = None
+        self._probe: asyncio.Task[None] | None = None
         self._api: ApiServer | None = None
         self._metrics_api: metrics_api.MetricsServer | None = None
 
@@ -119,6 +143,8 @@ class Runtime:
         self._resync = asyncio.create_task(
             resync.run_forever(interval=self.settings.resync_interval), name="status resync"
         )
+        metrics.database_up.set(1)  # migrated just now
+        self._probe = asyncio.create_task(probe_database(url), name="database probe")
         self.intake = Intake(self.sagas)
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
@@ -137,10 +163,11 @@ class Runtime:
     async def close(self) -> None:
         if self.intake is not None:  # stops the executors; their final statuses go to the outbox
             await self.intake.stop()
-        if self._resync is not None:
-            self._resync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resync
+        for task in (self._resync, self._probe):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._outbox is not None:
             await self._outbox.close(grace=OUTBOX_GRACE_SECONDS)
         await asyncio.to_thread(self.tracer.close)  # exports the spans still buffered
