@@ -79,3 +79,17 @@ outbox_batch_duration = Histogram(
 outbox_partitions_owned = Gauge(
     "sagaz_outbox_partitions_owned", "Ordering partitions this replica holds.", ["outboxworker"]
 )
+
+# Scale-out (services/membership.py, services/intake.py): per replica; sum owned_sagas over
+# replicas for the total, and compare members_seen across replicas (they should agree).
+owned_sagas = Gauge(
+    "sagaz_owned_sagas", "Sagas this replica owns and runs an executor for right now."
+)
+members_seen = Gauge(
+    "sagaz_members_seen", "Live operator replicas (Leases) this replica sees, itself included."
+)
+handovers = Counter(
+    "sagaz_handovers_total",
+    "Sagas handed over because membership changed: taken (in) or given up (out).",
+    ["direction"],
+)

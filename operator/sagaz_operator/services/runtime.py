@@ -7,6 +7,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from sagaz_operator import metrics
 from sagaz_operator.adapters import participants
 from sagaz_operator.adapters.jobs import JobParticipants
 from sagaz_operator.adapters.kube import Kube
@@ -19,6 +20,7 @@ from sagaz_operator.adapters.readapi.server import ApiServer
 from sagaz_operator.config import Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services.intake import Intake
+from sagaz_operator.services.membership import Membership, group_of
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.resync import Resync
 from sagaz_operator.services.sagas import SagaRuntime
@@ -62,6 +64,8 @@ class Runtime:
         self._phases: JournalPhases | None = None
         self._resync: asyncio.Task[None] | None = None
         self._api: ApiServer | None = None
+        self.membership: Membership | None = None
+        self._members: asyncio.Task[None] | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -73,6 +77,8 @@ class Runtime:
         self._kube = Kube.from_environment()
         self._outbox = StatusOutbox(kube=self._kube)
         self._phases = await JournalPhases.open(url)
+        self.membership = membership = self._membership(self._kube, self._locks)
+        await membership.beat()  # join before the resync and the first watch events
         self._http = http = participants.HttpParticipants(
             client=participants.new_client(), egress=self.settings.egress, secrets=self._kube
         )
@@ -92,11 +98,15 @@ class Runtime:
             history=self._journal,
             outbox=self._outbox,
             clock=utc_now,
+            owns=membership.owns,
         )
         self._resync = asyncio.create_task(
             resync.run_forever(interval=self.settings.resync_interval), name="status resync"
         )
-        self.intake = Intake(self.sagas)
+        self.intake = intake = Intake(self.sagas, owns=membership.owns)
+        metrics.owned_sagas.set_function(lambda: intake.running)
+        membership.subscribe(intake.rebalance)
+        self._members = asyncio.create_task(membership.run_forever(), name="membership")
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
@@ -107,7 +117,31 @@ class Runtime:
             )
         return self.sagas
 
+    def _membership(self, kube: Kube, locks: SagaLocks) -> Membership:
+        settings = self.settings
+        renew = settings.lease_renew
+
+        async def healthy() -> bool:  # the lock connection is the one the fence lives on
+            return await locks.ping(within=renew)
+
+        return Membership(
+            leases=kube,
+            namespace=settings.lease_namespace,
+            group=group_of(settings.scope),
+            identity=settings.replica_id,
+            duration=settings.lease_duration,
+            renew=renew,
+            healthy=healthy,
+            clock=utc_now,
+        )
+
     async def close(self) -> None:
+        if self._members is not None:  # others take this replica's sagas at once
+            self._members.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._members
+        if self.membership is not None:
+            await self.membership.leave()
         if self.intake is not None:  # stops the executors; their final statuses go to the outbox
             await self.intake.stop()
         if self._resync is not None:

@@ -61,6 +61,32 @@ class SagaLocks:
             except unavailable():
                 pass  # the connection is gone, and the lock with it
 
+    async def ping(self, *, within: float) -> bool:
+        """Whether the lock connection answers within ``within`` seconds.
+
+        A connection that does not is closed: the locks on it are as good as gone (PostgreSQL
+        drops them with the session), so every executor must take its lock again (``holds``)
+        before it writes, and the replica's membership gives its sagas up meanwhile.
+        """
+
+        async def probe() -> None:
+            async with self._guard:
+                conn = await self._connection()
+                await conn.fetchval("SELECT 1", timeout=within)
+
+        failures: tuple[type[BaseException], ...] = (
+            TimeoutError,
+            DatabaseUnavailableError,
+            *unavailable(),
+        )
+        try:
+            await asyncio.wait_for(probe(), timeout=within)
+        except failures:
+            if self._conn is not None and not self._conn.is_closed():
+                self._conn.terminate()
+            return False
+        return True
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
