@@ -66,6 +66,7 @@ class Runtime:
         self._api: ApiServer | None = None
         self.membership: Membership | None = None
         self._members: asyncio.Task[None] | None = None
+        self._lease_kube: Kube | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -77,7 +78,9 @@ class Runtime:
         self._kube = Kube.from_environment()
         self._outbox = StatusOutbox(kube=self._kube)
         self._phases = await JournalPhases.open(url)
-        self.membership = membership = self._membership(self._kube, self._locks)
+        # A client of its own, so renewals never queue behind a burst of status writes.
+        self._lease_kube = Kube.from_environment()
+        self.membership = membership = self._membership(self._lease_kube, self._locks)
         await membership.beat()  # join before the resync and the first watch events
         self._http = http = participants.HttpParticipants(
             client=participants.new_client(), egress=self.settings.egress, secrets=self._kube
@@ -156,6 +159,8 @@ class Runtime:
             await self._http.close()
         if self._kube is not None:
             await self._kube.close()
+        if self._lease_kube is not None:
+            await self._lease_kube.close()
         if self._locks is not None:
             await self._locks.close()
         if self._journal is not None:
