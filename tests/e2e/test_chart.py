@@ -69,6 +69,29 @@ def test_rendered_rbac_is_confined_to_the_watched_namespaces() -> None:
         assert rules(documents, "Role") == {}
 
 
+def test_replicas_get_lease_rights_and_a_disruption_budget_beyond_one() -> None:
+    documents = chart.render("replicaCount=3")
+    budget = next(doc for doc in documents if doc["kind"] == "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    role = next(doc for doc in documents if doc["metadata"]["name"].endswith("-members"))
+    assert role["kind"] == "Role"
+    assert role["metadata"]["namespace"]  # the release's namespace only
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+    ]
+    env = next(doc for doc in documents if doc["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    names = {variable["name"]: variable for variable in env}
+    assert names["SAGAZ_REPLICA_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert names["SAGAZ_LEASE_DURATION"]["value"] == "15"
+    assert not [doc for doc in chart.render() if doc["kind"] == "PodDisruptionBudget"]
+
+
 def test_the_admission_policy_is_on_by_default_and_can_be_turned_off() -> None:
     kinds = [doc["kind"] for doc in chart.render()]
     assert "ValidatingAdmissionPolicy" in kinds
@@ -168,12 +191,14 @@ async def run_as_chart(
     kubeconfig: Path,
     *,
     served: str,
+    home: str,
     postgres_url: str,
     log: Path,
 ) -> None:
     """Run the operator with the chart's ServiceAccount token in ``served``: a saga with a
     Secret header, a Job step and a TTL deletion, and an OutboxWorker reading its database
-    Secret. Any call the chart's RBAC does not allow fails it."""
+    Secret; its member Lease in the release's namespace ``home``, as in a pod. Any call the
+    chart's RBAC does not allow fails it."""
     core = client.CoreV1Api(k8s)
     for secret, key, value, label in (
         ("token", "token", "t0ken", "sagaz.io/participant-credentials"),
@@ -188,7 +213,11 @@ async def run_as_chart(
             ),
         )
     operator = OperatorProcess(
-        kubeconfig=kubeconfig, database_url=postgres_url, namespaces=[served], log=log
+        kubeconfig=kubeconfig,
+        database_url=postgres_url,
+        namespaces=[served],
+        log=log,
+        env={"SAGAZ_LEASE_NAMESPACE": home},
     )
     await asyncio.to_thread(operator.start)
     try:
@@ -256,7 +285,12 @@ async def test_installed_chart_rbac_is_enough_to_run_sagas_jobs_and_workers(
     )
     with kube.namespace(k8s, prefix="e2e-own-rbac") as served:
         await run_as_chart(
-            k8s, kubeconfig, served=served, postgres_url=postgres_url, log=tmp_path / "op.log"
+            k8s,
+            kubeconfig,
+            served=served,
+            home=namespace,
+            postgres_url=postgres_url,
+            log=tmp_path / "op.log",
         )
 
 
@@ -308,7 +342,12 @@ async def test_with_watch_namespaces_the_operator_has_secret_and_job_rights_only
             path=tmp_path / "chart.kubeconfig",
         )
         await run_as_chart(
-            k8s, kubeconfig, served=served, postgres_url=postgres_url, log=tmp_path / "op.log"
+            k8s,
+            kubeconfig,
+            served=served,
+            home=home,
+            postgres_url=postgres_url,
+            log=tmp_path / "op.log",
         )
 
 
