@@ -221,6 +221,10 @@ class Membership:
         seen = (self.acting, self._members)
         if seen == self._seen:
             return
+        if self._seen[0] and not seen[0]:
+            logger.warning("membership: %s stops acting; its sagas go to others", self.identity)
+        else:
+            logger.info("membership: members %s (this is %s)", ", ".join(seen[1]), self.identity)
         self._seen = seen
         metrics.members_seen.set(len(self.members))
         for listener in self._listeners:
