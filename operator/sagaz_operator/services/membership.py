@@ -164,7 +164,16 @@ class Membership:
                 await self._drop()
             leases = await self._leases.list_labelled(self._path, f"{GROUP_LABEL}={self._group}")
         except SagazError as error:  # the API server is away: keep acting until the lapse
-            logger.warning("membership: %s", error)
+            if getattr(error, "status", None) == 403:
+                logger.error(
+                    "membership: %s; this replica runs no saga until it may keep a Lease "
+                    "(RBAC: get/list/create/update/patch/delete coordination.k8s.io leases in "
+                    "namespace %s, as the chart grants)",
+                    error,
+                    self._namespace,
+                )
+            else:
+                logger.warning("membership: %s", error)
             self._notify()
             return
         live = live_members(leases, now=self._clock())

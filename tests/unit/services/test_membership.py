@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,19 @@ def test_the_renew_period_must_be_shorter_than_the_lease() -> None:
             healthy=lambda: None,  # type: ignore[arg-type,return-value]
             clock=lambda: NOW,
         )
+
+
+async def test_a_replica_refused_its_lease_says_why_and_owns_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sagaz_operator.adapters.kube import ApiError
+
+    class Forbidden(fakes.Leases):
+        async def apply(self, path: str, body: Any) -> dict[str, Any]:
+            raise ApiError(403, 'leases.coordination.k8s.io "x" is forbidden')
+
+    replica = Replica(Forbidden(), "op-a")
+    await replica.membership.beat()
+
+    assert replica.owned() == set()
+    assert "RBAC" in caplog.text
