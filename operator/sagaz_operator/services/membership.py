@@ -15,8 +15,10 @@ is younger than ``duration - renew``, so one that cannot reach the API server st
 executors a renew period before the others see its Lease expire and take over. One that
 cannot reach the database (the lock connection does not answer) deletes its Lease and owns
 nothing until the database answers again, so the others take its sagas at once instead of
-waiting for it. Either way the PostgreSQL advisory lock remains the fence: two replicas that
-briefly disagree about an owner still cannot both run the saga.
+waiting for it. Either way, a replica that saw no other live member at its last look keeps
+its sagas (there is nobody to give them to: they wait for the database or the API server
+here, as with a single replica). And the PostgreSQL advisory lock remains the fence: two
+replicas that briefly disagree about an owner still cannot both run the saga.
 
 Clock: expiry is judged on ``renewTime`` against this replica's wall clock, so the replicas'
 clocks must agree to well within the lease duration (NTP does that).
@@ -118,7 +120,8 @@ class Membership:
         self._acquired: str | None = None
         self._lapse: asyncio.TimerHandle | None = None
         self._listeners: list[Callable[[], None]] = []
-        self._seen: tuple[bool, tuple[str, ...]] = (False, ())
+        self._listed = False  # a list of the members has succeeded at least once
+        self._seen: tuple[bool, bool, tuple[str, ...]] = (False, False, ())
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -133,8 +136,15 @@ class Membership:
         renewed = self._renewed_at
         return renewed is not None and self._monotonic() - renewed < self._duration - self._renew
 
+    @property
+    def alone(self) -> bool:
+        """No other live member at the last look: nobody could take this replica's sagas."""
+        return self._listed and all(member == self.identity for member in self._members)
+
     def owns(self, uid: str) -> bool:
-        return self.acting and rendezvous.owner(uid, self._members) == self.identity
+        if self.acting:
+            return rendezvous.owner(uid, self._members) == self.identity
+        return self.alone  # giving sagas up to nobody would only stall them
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever ownership may have changed (members, or acting)."""
@@ -176,6 +186,7 @@ class Membership:
                 logger.warning("membership: %s", error)
             self._notify()
             return
+        self._listed = True
         live = live_members(leases, now=self._clock())
         if self.acting:
             live.add(self.identity)
@@ -227,13 +238,13 @@ class Membership:
         await self._leases.delete(f"{self._path}/{self._name}")
 
     def _notify(self) -> None:
-        seen = (self.acting, self._members)
+        seen = (self.acting, self.alone, self._members)
         if seen == self._seen:
             return
-        if self._seen[0] and not seen[0]:
+        if self._seen[0] and not seen[0] and not seen[1]:
             logger.warning("membership: %s stops acting; its sagas go to others", self.identity)
         else:
-            logger.info("membership: members %s (this is %s)", ", ".join(seen[1]), self.identity)
+            logger.info("membership: members %s (this is %s)", ", ".join(seen[2]), self.identity)
         self._seen = seen
         metrics.members_seen.set(len(self.members))
         for listener in self._listeners:

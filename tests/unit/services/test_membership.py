@@ -76,19 +76,38 @@ async def test_a_clean_leave_hands_its_sagas_to_the_others_at_their_next_round()
 
 async def test_a_replica_that_cannot_renew_stops_owning_before_its_lease_expires() -> None:
     leases = fakes.Leases()
-    replica = Replica(leases, "op-a")
-    await replica.membership.beat()
-    assert replica.owned() == set(UIDS)
+    replica, other = Replica(leases, "op-a"), Replica(leases, "op-b")
+    for member in (replica, other, replica):
+        await member.membership.beat()
+    share = replica.owned()
+    assert 0 < len(share) < len(UIDS)
 
     leases.away = True
     replica.time = 9.9
     await replica.membership.beat()
-    assert replica.owned() == set(UIDS)  # still within duration - renew
+    assert replica.owned() == share  # still within duration - renew
     replica.time = 10.0
     await replica.membership.beat()
 
     assert replica.owned() == set()
     assert replica.changes >= 2  # joined, then gave up
+
+
+async def test_a_replica_alone_keeps_its_sagas_through_an_outage() -> None:
+    leases = fakes.Leases()
+    replica = Replica(leases, "op-a")
+    await replica.membership.beat()
+
+    leases.away = True
+    replica.time = 30.0
+    await replica.membership.beat()
+    assert replica.owned() == set(UIDS)  # nobody could take them over
+
+    leases.away = False
+    replica.healthy = False
+    await replica.membership.beat()
+    assert replica.owned() == set(UIDS)
+    assert leases.objects == {}  # its Lease is gone all the same
 
 
 async def test_a_replica_without_the_database_drops_its_lease_and_rejoins_later() -> None:
