@@ -32,7 +32,8 @@ hash per member: the intake keeps only the latest body of each unfinished one (b
 Sagas that exist), starts nothing, writes nothing. When membership changes, ``rebalance``
 starts the sagas this replica now owns from those bodies (the executor resumes from the
 journal, as after a crash) and stops those it no longer owns the way deletion does: at a safe
-point, without compensating, releasing the advisory lock for the new owner.
+point, without compensating, after journaling the attempts in flight (``Controls.drain``),
+releasing the advisory lock for the new owner.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class Intake:
         """Membership changed: stop the sagas no longer ours, start those that now are."""
         for uid, saga in list(self._running.items()):
             if not saga.stopped.is_set() and not self._owns(uid):
+                saga.controls.drain = True  # the attempts in flight end here, not twice
                 saga.stopped.set()  # a safe point, no compensation; the lock is released
                 self._unowned[uid] = saga.body
                 metrics.handovers.labels(direction="out").inc()
