@@ -77,6 +77,7 @@ class _Saga:
     controls: Controls
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    handed: bool = False  # stopped because another replica owns it now
 
 
 class Intake:
@@ -87,6 +88,7 @@ class Intake:
         self._owns = owns
         self._running: dict[str, _Saga] = {}
         self._unowned: dict[str, dict[str, Any]] = {}  # by uid: the latest body of each
+        self._closing = False
         self._finished: dict[str, _Levers] = {}  # by uid: the levers last seen on it
         self._judging: set[asyncio.Task[None]] = set()
 
@@ -106,6 +108,7 @@ class Intake:
             self._unowned.pop(uid, None)
             saga = self._running.get(uid)
             if saga is not None:
+                saga.handed = False
                 saga.stopped.set()
             return
         if self._not_mine(uid, body):
@@ -144,8 +147,8 @@ class Intake:
         for uid, saga in list(self._running.items()):
             if not saga.stopped.is_set() and not self._owns(uid):
                 saga.controls.drain = True  # the attempts in flight end here, not twice
+                saga.handed = True
                 saga.stopped.set()  # a safe point, no compensation; the lock is released
-                self._unowned[uid] = saga.body
                 metrics.handovers.labels(direction="out").inc()
         for uid in [uid for uid in self._finished if not self._owns(uid)]:
             del self._finished[uid]  # its next event keeps its body; its new owner judges it
@@ -180,6 +183,7 @@ class Intake:
 
     async def stop(self) -> None:
         """Stop every executor (the operator exits); cancel those that do not stop in time."""
+        self._closing = True
         for judging in list(self._judging):
             judging.cancel()
         tasks = [saga.task for saga in self._running.values() if saga.task is not None]
@@ -215,5 +219,7 @@ class Intake:
         finally:
             if self._running.get(uid) is saga:
                 del self._running[uid]
-                if uid in self._unowned and self._owns(uid):  # ours again while it stopped
-                    self.observe(None, self._unowned[uid])
+                if saga.handed and not self._closing:  # keep its body; ours again meanwhile?
+                    self._unowned[uid] = saga.body
+                    if self._owns(uid):
+                        self.observe(None, saga.body)

@@ -100,3 +100,22 @@ async def test_a_deleted_unowned_saga_is_forgotten(executors: Executors) -> None
     await settle()
 
     assert executors.started == []
+
+
+async def test_a_saga_that_comes_back_while_it_stops_is_started_again(
+    executors: Executors,
+) -> None:
+    mine = {"u1"}
+    intake = Intake(None, owns=lambda uid: uid in mine)  # type: ignore[arg-type]
+    intake.observe(None, saga("u1"))
+    await settle()
+
+    mine.clear()
+    intake.rebalance()  # handed over: its executor is stopping
+    mine.add("u1")
+    intake.observe("MODIFIED", saga("u1", suspend=True))  # an event while it stops
+    await settle()
+
+    assert executors.started == ["u1", "u1"]
+    assert executors.live == {"u1"}
+    await intake.stop()
