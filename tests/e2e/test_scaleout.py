@@ -82,7 +82,8 @@ async def test_three_replicas_share_the_sagas_and_survive_a_kill_9(
     second_wave = [f"w2-{i}" for i in range(150)]
     script(shop, first_wave + second_wave)
     replicas: list[OperatorProcess] = [operators() for _ in range(3)]
-    await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas))
+    await asyncio.to_thread(replicas[0].start)  # it migrates the fresh database
+    await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas[1:]))
     await wait_members(replicas, 3)
     await own_sagas.define("chain", chain(shop))
 
@@ -144,7 +145,10 @@ async def test_a_replica_cut_from_the_database_gives_its_sagas_up(
         proxied = url._replace(netloc=url.netloc.replace(f":{url.port}", f":{proxy.port}"))
         healthy: OperatorProcess = operators()
         cut: OperatorProcess = operators(SAGAZ_DATABASE_URL=proxied.geturl())
-        await asyncio.gather(asyncio.to_thread(healthy.start), asyncio.to_thread(cut.start))
+        # One after the other: two operators migrating a fresh database at once can race
+        # (CREATE TYPE of the migrations table); it is migrated once the first is live.
+        await asyncio.to_thread(healthy.start)
+        await asyncio.to_thread(cut.start)
         await wait_members([healthy, cut], 2)
         await own_sagas.define("chain", chain(shop))
         await start_all(own_sagas, names)
@@ -181,7 +185,10 @@ async def test_a_replica_cut_from_the_api_server_gives_its_sagas_up(
         )
         healthy: OperatorProcess = operators()
         cut: OperatorProcess = operators(KUBECONFIG=str(kubeconfig))
-        await asyncio.gather(asyncio.to_thread(healthy.start), asyncio.to_thread(cut.start))
+        # One after the other: two operators migrating a fresh database at once can race
+        # (CREATE TYPE of the migrations table); it is migrated once the first is live.
+        await asyncio.to_thread(healthy.start)
+        await asyncio.to_thread(cut.start)
         await wait_members([healthy, cut], 2)
         await own_sagas.define("chain", chain(shop))
         await start_all(own_sagas, names)
