@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -99,6 +100,8 @@ def operator_main(argv: Sequence[str] | None = None) -> None:
     from sagaz_operator import handlers  # noqa: F401
 
     namespaces = args.namespaces or []
+    # Replicas serving the same namespaces share the sagas (services.membership).
+    settings = dataclasses.replace(settings, scope=tuple(namespaces))
     kopf.run(
         standalone=args.standalone,
         clusterwide=args.all_namespaces or not namespaces,

@@ -16,6 +16,12 @@
     SAGAZ_JOB_ALLOWED_IMAGES      image globs Job steps may use (comma-separated; unset: any)
     SAGAZ_JOB_ALLOWED_SERVICE_ACCOUNTS  service accounts Job pods may run as (unset: any)
     SAGAZ_JOB_ALLOW_HOST_ACCESS   "true" allows host network/PID/IPC, hostPath, privileged
+    SAGAZ_REPLICA_ID              this replica's member id (default: the host name in a pod,
+                                  host name and process id elsewhere); the chart sets the pod
+    SAGAZ_LEASE_NAMESPACE         where the replicas' member Leases live (default: default;
+                                  the chart sets the operator's namespace)
+    SAGAZ_LEASE_DURATION          seconds a replica's Lease lasts unrenewed (default 15)
+    SAGAZ_LEASE_RENEW             seconds between renewals (default 5; less than the duration)
     SAGAZ_WORKER_IMAGE            image of OutboxWorker pods that name none (the chart sets the
                                   operator's own image)
     SAGAZ_EXTERNAL_METRICS_ADDRESS    host:port of the external metrics API (HTTPS) the
@@ -37,6 +43,7 @@ when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and off otherwise.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +79,12 @@ class Settings:
     worker_image: str = DEFAULT_WORKER_IMAGE
     job_policy: jobs.JobPolicy = field(default_factory=jobs.JobPolicy)
     external_metrics: ExternalMetricsSettings | None = None
+    replica_id: str = "sagaz-operator"
+    lease_namespace: str = "default"
+    lease_duration: int = 15
+    lease_renew: float = 5.0
+    #: The namespaces served (empty: the whole cluster); set from the command line.
+    scope: tuple[str, ...] = ()
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -81,6 +94,7 @@ class Settings:
                 "SAGAZ_DATABASE_URL is not set: the operator needs PostgreSQL "
                 "(e.g. postgresql://user:password@host:5432/sagaz)"
             )
+        duration, renew = _lease_timing(env)
         return cls(
             database_url=url,
             egress=egress.parse_policy(
@@ -103,6 +117,10 @@ class Settings:
             worker_image=env.get("SAGAZ_WORKER_IMAGE") or DEFAULT_WORKER_IMAGE,
             job_policy=_job_policy(env),
             external_metrics=_external_metrics(env),
+            replica_id=env.get("SAGAZ_REPLICA_ID") or _default_replica_id(env),
+            lease_namespace=env.get("SAGAZ_LEASE_NAMESPACE") or "default",
+            lease_duration=duration,
+            lease_renew=renew,
         )
 
 
@@ -136,6 +154,24 @@ def _external_metrics(env: Mapping[str, str]) -> ExternalMetricsSettings | None:
         else environment.items(env, "SAGAZ_EXTERNAL_METRICS_ALLOWED_NAMES"),
         authorize=authorize == "true",
     )
+
+
+def _default_replica_id(env: Mapping[str, str]) -> str:
+    """The pod's name in a pod (stable across container restarts, so a restarted replica takes
+    back its own Lease at once); elsewhere host and pid, so local processes differ."""
+    host = socket.gethostname()
+    return host if env.get("KUBERNETES_SERVICE_HOST") else f"{host}-{os.getpid()}"
+
+
+def _lease_timing(env: Mapping[str, str]) -> tuple[int, float]:
+    duration = environment.whole_number(env, "SAGAZ_LEASE_DURATION", 15)
+    renew = environment.seconds(env, "SAGAZ_LEASE_RENEW", 5.0)
+    if not 0 < renew < duration:
+        raise ConfigError(
+            f"SAGAZ_LEASE_RENEW ({renew}s) must be more than 0 and less than "
+            f"SAGAZ_LEASE_DURATION ({duration}s)"
+        )
+    return duration, renew
 
 
 def _job_policy(env: Mapping[str, str]) -> jobs.JobPolicy:

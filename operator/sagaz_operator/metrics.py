@@ -177,3 +177,17 @@ outboxworker_ready_replicas = Gauge(
     "Ready worker pods of an OutboxWorker, as the operator last reconciled it.",
     ["namespace", "outboxworker"],
 )
+
+# Scale-out (services/membership.py, services/intake.py): per replica; sum owned_sagas over
+# replicas for the total, and compare members_seen across replicas (they should agree).
+owned_sagas = Gauge(
+    "sagaz_owned_sagas", "Sagas this replica owns and runs an executor for right now."
+)
+members_seen = Gauge(
+    "sagaz_members_seen", "Live operator replicas (Leases) this replica sees, itself included."
+)
+handovers = Counter(
+    "sagaz_handovers_total",
+    "Sagas handed over because membership changed: taken (in) or given up (out).",
+    ["direction"],
+)

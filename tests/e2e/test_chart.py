@@ -46,7 +46,7 @@ def test_rendered_rbac_is_confined_to_the_watched_namespaces() -> None:
     def rules(documents: list[Any], kind: str) -> dict[str | None, set[str]]:
         found: dict[str | None, set[str]] = {}
         for doc in documents:
-            if doc["kind"] == kind:
+            if doc["kind"] == kind and not doc["metadata"]["name"].endswith("-members"):
                 resources = {r for rule in doc["rules"] for r in rule["resources"]}
                 found[doc["metadata"].get("namespace")] = resources
         return found
@@ -58,8 +58,12 @@ def test_rendered_rbac_is_confined_to_the_watched_namespaces() -> None:
         "shop": WORKLOADS,
         "billing": WORKLOADS,
     }
-    bound = {d["metadata"]["namespace"] for d in scoped if d["kind"] == "RoleBinding"}
-    assert bound == {"shop", "billing"}
+    bound = {
+        d["metadata"]["namespace"]
+        for d in scoped
+        if d["kind"] == "RoleBinding" and not d["metadata"]["name"].endswith("-members")
+    }
+    assert bound == {"shop", "billing"}  # the Lease Role aside (the release's namespace)
 
     # Without a list of plain names there is no namespace to write a Role in.
     for settings in ((), ("watchNamespaces={shop-*}",)):
@@ -67,6 +71,29 @@ def test_rendered_rbac_is_confined_to_the_watched_namespaces() -> None:
         (cluster_wide,) = rules(documents, "ClusterRole").values()
         assert cluster_wide >= WORKLOADS
         assert rules(documents, "Role") == {}
+
+
+def test_replicas_get_lease_rights_and_a_disruption_budget_beyond_one() -> None:
+    documents = chart.render("replicaCount=3")
+    budget = next(doc for doc in documents if doc["kind"] == "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    role = next(doc for doc in documents if doc["metadata"]["name"].endswith("-members"))
+    assert role["kind"] == "Role"
+    assert role["metadata"]["namespace"]  # the release's namespace only
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        }
+    ]
+    env = next(doc for doc in documents if doc["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    names = {variable["name"]: variable for variable in env}
+    assert names["SAGAZ_REPLICA_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert names["SAGAZ_LEASE_DURATION"]["value"] == "15"
+    assert not [doc for doc in chart.render() if doc["kind"] == "PodDisruptionBudget"]
 
 
 def test_the_admission_policy_is_on_by_default_and_can_be_turned_off() -> None:
@@ -168,12 +195,14 @@ async def run_as_chart(
     kubeconfig: Path,
     *,
     served: str,
+    home: str,
     postgres_url: str,
     log: Path,
 ) -> None:
     """Run the operator with the chart's ServiceAccount token in ``served``: a saga with a
     Secret header, a Job step and a TTL deletion, and an OutboxWorker reading its database
-    Secret. Any call the chart's RBAC does not allow fails it."""
+    Secret; its member Lease in the release's namespace ``home``, as in a pod. Any call the
+    chart's RBAC does not allow fails it."""
     core = client.CoreV1Api(k8s)
     for secret, key, value, label in (
         ("token", "token", "t0ken", "sagaz.io/participant-credentials"),
@@ -188,7 +217,11 @@ async def run_as_chart(
             ),
         )
     operator = OperatorProcess(
-        kubeconfig=kubeconfig, database_url=postgres_url, namespaces=[served], log=log
+        kubeconfig=kubeconfig,
+        database_url=postgres_url,
+        namespaces=[served],
+        log=log,
+        env={"SAGAZ_LEASE_NAMESPACE": home},
     )
     await asyncio.to_thread(operator.start)
     try:
@@ -256,7 +289,12 @@ async def test_installed_chart_rbac_is_enough_to_run_sagas_jobs_and_workers(
     )
     with kube.namespace(k8s, prefix="e2e-own-rbac") as served:
         await run_as_chart(
-            k8s, kubeconfig, served=served, postgres_url=postgres_url, log=tmp_path / "op.log"
+            k8s,
+            kubeconfig,
+            served=served,
+            home=namespace,
+            postgres_url=postgres_url,
+            log=tmp_path / "op.log",
         )
 
 
@@ -308,7 +346,12 @@ async def test_with_watch_namespaces_the_operator_has_secret_and_job_rights_only
             path=tmp_path / "chart.kubeconfig",
         )
         await run_as_chart(
-            k8s, kubeconfig, served=served, postgres_url=postgres_url, log=tmp_path / "op.log"
+            k8s,
+            kubeconfig,
+            served=served,
+            home=home,
+            postgres_url=postgres_url,
+            log=tmp_path / "op.log",
         )
 
 

@@ -184,3 +184,36 @@ class Clock:
     def __call__(self) -> datetime:
         self.now += timedelta(milliseconds=1)
         return self.now
+
+
+@dataclass
+class Leases:
+    """The Lease calls of ``services.membership`` over one in-memory namespace; ``away``
+    makes every call fail as an unreachable API server does."""
+
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    away: bool = False
+
+    def _check(self) -> None:
+        if self.away:
+            from sagaz_operator.adapters.kube import ApiUnreachableError
+
+            raise ApiUnreachableError("the API server is away")
+
+    async def apply(self, path: str, body: Any) -> dict[str, Any]:
+        self._check()
+        self.objects[path] = json.loads(json.dumps(body))
+        return self.objects[path]
+
+    async def delete(self, path: str, *, propagation: str = "Background") -> None:
+        self._check()
+        self.objects.pop(path, None)
+
+    async def list_labelled(self, path: str, selector: str) -> list[dict[str, Any]]:
+        self._check()
+        key, _, value = selector.partition("=")
+        return [
+            lease
+            for name, lease in self.objects.items()
+            if name.startswith(path) and lease["metadata"]["labels"].get(key) == value
+        ]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from harness.stack import REPO_ROOT, free_port
@@ -38,6 +39,8 @@ class OperatorProcess:
         self.port = 0
         self.metrics_port = 0
         self.api_port = 0
+        # Stable across restarts of this process (a restarted replica takes back its Lease).
+        self.replica_id = f"test-{uuid.uuid4().hex[:8]}"
 
     def start(self, *, timeout: float = 60) -> None:
         self.port = free_port()
@@ -61,6 +64,12 @@ class OperatorProcess:
             "SAGAZ_STATUS_INTERVAL": "0.3",
             "SAGAZ_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             "SAGAZ_API_ADDRESS": f"127.0.0.1:{self.api_port}",
+            # Member Leases in the test's own namespace (they go with it), shorter than the
+            # 15 s / 5 s defaults so that a killed replica's sagas move on sooner.
+            "SAGAZ_REPLICA_ID": self.replica_id,
+            "SAGAZ_LEASE_NAMESPACE": self._lease_namespace(),
+            "SAGAZ_LEASE_DURATION": "10",
+            "SAGAZ_LEASE_RENEW": "2",
             **self.env,
         }
         with self.log.open("ab") as out:
@@ -79,6 +88,18 @@ class OperatorProcess:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError(f"the operator did not become live within {timeout}s; see {self.log}")
+
+    def _lease_namespace(self) -> str:
+        plain = [n for n in self.namespaces if not any(c in n for c in "*?!,[")]
+        return plain[0] if len(plain) == 1 == len(self.namespaces) else "default"
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples (all labels) on /metrics."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     @property
     def api_url(self) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import asyncpg
 
 from bench import participant as participants
-from bench import profile, relay, scale, table
+from bench import profile, relay, replicas, scale, table
 from bench.figures import figures
 from bench.systems import System
 from bench.systems.floor import Floor
@@ -51,6 +51,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--variants", nargs="+", default=[v.value for v in Variant])
     parser.add_argument("--scale", type=int, default=10_000, help="Sagas in the memory scenario")
+    parser.add_argument(
+        "--replicas", type=int, default=300, help="Sagas in the 1/2/3-replica scenario (0: off)"
+    )
     parser.add_argument("--relay-events", type=int, default=100_000)
     parser.add_argument("--relay-seconds", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="py-spy the operator at max N")
@@ -61,6 +64,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.n = [n for n in args.n if n <= 100] or [1]
         args.scale = min(args.scale, 1_000)
+        args.replicas = min(args.replicas, 100)
         args.relay_events = min(args.relay_events, 20_000)
         args.relay_seconds = min(args.relay_seconds, 5.0)
     return args
@@ -188,6 +192,16 @@ async def bench(
             finally:
                 await operator.close()
             print("\n".join(report.scale), flush=True)
+        if "operator" in args.systems and args.replicas:
+            await operator.start()
+            try:
+                report.replicas = await replicas.replicas(operator, n=args.replicas)
+            except Exception as error:
+                report.replicas = [f"failed: {error!r}"]
+                traceback.print_exc()
+            finally:
+                await operator.close()
+            print("\n".join(report.replicas), flush=True)
         if args.relay_events:
             try:
                 report.relay = await asyncio.to_thread(
@@ -338,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     write(report, output=args.output, readme=args.readme, command=args.command)
     wrong = sum(f.wrong for f in report.figures)
     failed = [note for note in report.notes if " failed: " in note]
-    failed += [line for line in report.scale + report.relay if line.startswith("failed:")]
+    failed += [
+        line for line in report.scale + report.replicas + report.relay if line.startswith("failed:")
+    ]
     if wrong or failed:
         print(f"bench: {wrong} wrong sagas, {len(failed)} failed systems", file=sys.stderr)
         return 1

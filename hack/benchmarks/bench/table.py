@@ -17,6 +17,7 @@ class Report:
     header: list[tuple[str, str]]  # (what, value): date, machine, versions, command, ...
     figures: list[Figures] = field(default_factory=list)
     scale: list[str] = field(default_factory=list)  # lines, already worded
+    replicas: list[str] = field(default_factory=list)  # lines, already worded
     relay: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
@@ -98,6 +99,7 @@ def render(report: Report) -> str:
     out += operator_costs(report.figures)
     sections: Iterable[tuple[str, list[str]]] = (
         ("## Memory with many Sagas in the cluster", report.scale),
+        ("## Scale-out: 1, 2 and 3 operator replicas", report.replicas),
         ("## Outbox relay (hack/benchmarks/outbox_relay.py)", report.relay),
         ("## How to read this", report.notes),
         ("## Operator profile", report.profile),

@@ -167,6 +167,13 @@ class Kube:
             return None
         return _json(status, content)
 
+    async def list_labelled(self, path: str, selector: str) -> list[dict[str, Any]]:
+        """The objects under ``path`` whose labels match ``selector`` (one page: small sets,
+        such as the operator's member Leases)."""
+        status, content = await self._send("GET", path, params={"labelSelector": selector})
+        items: list[dict[str, Any]] = _json(status, content).get("items") or []
+        return items
+
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return _json(*await self._send("POST", path, body=body))
 

@@ -79,6 +79,11 @@ class _StopRequestedError(Exception):
     """The operator is stopping (or the object went away) while waiting for the database."""
 
 
+#: How long a saga handed to another replica waits for its attempts in flight, so that the new
+#: owner finds their outcomes journaled instead of sending them again (then they are cut off
+#: and re-sent under the same key, as after any stop).
+DRAIN_SECONDS = 10.0
+
 #: Backoff while the database is unavailable, in seconds.
 DATABASE_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -92,6 +97,7 @@ class Controls:
     retry: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     parked: bool = False  # the saga has finished: its daemon waits (for spec.retry, its TTL)
+    drain: bool = False  # handed to another replica: journal the attempts in flight first
 
     def update(self, *, suspend: bool, abort: bool, retry: int = 0) -> None:
         if (suspend, abort, retry) != (self.suspend, self.abort, self.retry):
@@ -164,6 +170,8 @@ class Executor:
                 if self.state.finished:
                     break
                 await self._wait(decision.wake_at, stopped)
+            if self._controls.drain:
+                await self._drain()
             return self.state
         except _StopRequestedError:
             return self.state
@@ -282,6 +290,16 @@ class Executor:
         )
         self._cleanups.add(cleanup)
         cleanup.add_done_callback(self._cleanups.discard)
+
+    async def _drain(self) -> None:
+        """Journal the outcomes of the attempts in flight that end within ``DRAIN_SECONDS``."""
+        if not self._calls:
+            return
+        await asyncio.wait(list(self._calls.values()), timeout=DRAIN_SECONDS)
+        for key, task in list(self._calls.items()):
+            if task.done():
+                del self._calls[key]
+                await self._record([task.result()])
 
     async def _cancel_all(self) -> None:
         """Stop waiting (the operator stops): the attempts' Jobs live on, to be adopted."""

@@ -25,6 +25,15 @@ A saga whose executor returned (finished, and past its TTL wait) is remembered b
 its object is deleted, so the events its own status writes cause do not start it again; that
 memory is bounded by the Sagas that exist. An executor that fails unexpectedly (a bug) is
 logged and started again after ``RESTART_SECONDS``, as Kopf did with a failed daemon.
+
+**Ownership** (scale-out): with several replicas, ``owns(uid)`` (``services.membership``) says
+which sagas are this replica's. An event of a saga it does not own costs a dict lookup and a
+hash per member: the intake keeps only the latest body of each unfinished one (bounded by the
+Sagas that exist), starts nothing, writes nothing. When membership changes, ``rebalance``
+starts the sagas this replica now owns from those bodies (the executor resumes from the
+journal, as after a crash) and stops those it no longer owns the way deletion does: at a safe
+point, without compensating, after journaling the attempts in flight (``Controls.drain``),
+releasing the advisory lock for the new owner.
 """
 
 from __future__ import annotations
@@ -32,10 +41,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sagaz_operator import metrics
 from sagaz_operator.services import levers, sagas
 from sagaz_operator.services.executor import Controls, wait_stopped
 
@@ -67,12 +77,18 @@ class _Saga:
     controls: Controls
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    handed: bool = False  # stopped because another replica owns it now
 
 
 class Intake:
-    def __init__(self, runtime: sagas.SagaRuntime) -> None:
+    def __init__(
+        self, runtime: sagas.SagaRuntime, *, owns: Callable[[str], bool] = lambda uid: True
+    ) -> None:
         self._runtime = runtime
+        self._owns = owns
         self._running: dict[str, _Saga] = {}
+        self._unowned: dict[str, dict[str, Any]] = {}  # by uid: the latest body of each
+        self._closing = False
         self._finished: dict[str, _Levers] = {}  # by uid: the levers last seen on it
         self._judging: set[asyncio.Task[None]] = set()
 
@@ -89,9 +105,13 @@ class Intake:
             return
         if kind == "DELETED" or meta.get("deletionTimestamp"):
             self._finished.pop(uid, None)
+            self._unowned.pop(uid, None)
             saga = self._running.get(uid)
             if saga is not None:
+                saga.handed = False
                 saga.stopped.set()
+            return
+        if self._not_mine(uid, body):
             return
         wanted = _levers(body.get("spec") or {})
         if uid in self._finished:
@@ -112,6 +132,30 @@ class Intake:
         saga = _Saga(body=dict(body), controls=_controls(wanted))
         self._running[uid] = saga
         saga.task = asyncio.create_task(self._run(uid, saga), name=f"saga {meta.get('name')}")
+
+    def _not_mine(self, uid: str, body: Mapping[str, Any]) -> bool:
+        """Keep the body of a saga another replica owns (to start it if it becomes ours)."""
+        if uid in self._running or self._owns(uid):
+            self._unowned.pop(uid, None)
+            return False
+        self._finished.pop(uid, None)  # its owner judges its levers; it restarts here if ours
+        self._unowned[uid] = dict(body)
+        return True
+
+    def rebalance(self) -> None:
+        """Membership changed: stop the sagas no longer ours, start those that now are."""
+        for uid, saga in list(self._running.items()):
+            if not saga.stopped.is_set() and not self._owns(uid):
+                saga.controls.drain = True  # the attempts in flight end here, not twice
+                saga.handed = True
+                saga.stopped.set()  # a safe point, no compensation; the lock is released
+                metrics.handovers.labels(direction="out").inc()
+        for uid in [uid for uid in self._finished if not self._owns(uid)]:
+            del self._finished[uid]  # its next event keeps its body; its new owner judges it
+        for uid, body in list(self._unowned.items()):
+            if uid not in self._running and self._owns(uid):
+                metrics.handovers.labels(direction="in").inc()
+                self.observe(None, body)
 
     def _judge(self, body: Mapping[str, Any], before: _Levers, wanted: _Levers) -> None:
         """Refuse, on the object, each lever that changed on a finished saga and cannot apply."""
@@ -139,6 +183,7 @@ class Intake:
 
     async def stop(self) -> None:
         """Stop every executor (the operator exits); cancel those that do not stop in time."""
+        self._closing = True
         for judging in list(self._judging):
             judging.cancel()
         tasks = [saga.task for saga in self._running.values() if saga.task is not None]
@@ -174,3 +219,7 @@ class Intake:
         finally:
             if self._running.get(uid) is saga:
                 del self._running[uid]
+                if saga.handed and not self._closing:  # keep its body; ours again meanwhile?
+                    self._unowned[uid] = saga.body
+                    if self._owns(uid):
+                        self.observe(None, saga.body)

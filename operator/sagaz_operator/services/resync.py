@@ -14,6 +14,10 @@ with its steps —, one SQL query for the journaled phases of the listed uids, a
 memory. Only a saga that disagrees costs more (its journal is read and projected, its status
 patched, and if it has finished its terminal Event ensured), at most ``max_repairs`` a round.
 
+With several replicas each repairs only the sagas it owns (``owns``, from
+``services.membership``): the LIST is still every saga, but the SQL query, the comparison and
+the repairs are one replica's share, so the work is divided, not multiplied.
+
 Never a regression: the journal is read after the LIST, so it is at least as new as the
 listed status; the patch carries the listed ``resourceVersion``, so if anything wrote the
 saga in between (its executor moving on) that write wins, the repair is refused (409) and the
@@ -25,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,7 +85,9 @@ class Resync:
         clock: Clock,
         settle_seconds: float = 5.0,
         max_repairs: int = 200,
+        owns: Callable[[str], bool] = lambda uid: True,
     ) -> None:
+        self._owns = owns
         self._kube = kube
         self._phases = phases
         self._history = history
@@ -111,7 +117,11 @@ class Resync:
             await sleep(interval)
 
     async def once(self) -> Round:
-        listed = [_listed(row) async for row in self._kube.list_table(SAGAS)]
+        listed = [
+            saga
+            async for saga in (_listed(row) async for row in self._kube.list_table(SAGAS))
+            if self._owns(saga.uid)
+        ]
         journaled = await self._phases.phases([saga.uid for saga in listed])
         _count_phases(journaled)
         stale = convergence.out_of_date(

@@ -23,6 +23,7 @@ from sagaz_operator.config import ExternalMetricsSettings, Settings
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services import external_metrics, tracing
 from sagaz_operator.services.intake import Intake
+from sagaz_operator.services.membership import Membership, group_of
 from sagaz_operator.services.outboxworkers import WorkerRuntime
 from sagaz_operator.services.pacing import StatusBudget
 from sagaz_operator.services.resync import Resync
@@ -107,6 +108,9 @@ class Runtime:
         self._probe: asyncio.Task[None] | None = None
         self._api: ApiServer | None = None
         self._metrics_api: metrics_api.MetricsServer | None = None
+        self.membership: Membership | None = None
+        self._members: asyncio.Task[None] | None = None
+        self._lease_kube: Kube | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -118,6 +122,10 @@ class Runtime:
         self._kube = Kube.from_environment()
         self._outbox = StatusOutbox(kube=self._kube)
         self._phases = await JournalPhases.open(url)
+        # A client of its own, so renewals never queue behind a burst of status writes.
+        self._lease_kube = Kube.from_environment()
+        self.membership = membership = self._membership(self._lease_kube, self._locks)
+        await membership.beat()  # join before the resync and the first watch events
         self._http = http = participants.HttpParticipants(
             client=participants.new_client(), egress=self.settings.egress, secrets=self._kube
         )
@@ -139,13 +147,17 @@ class Runtime:
             history=self._journal,
             outbox=self._outbox,
             clock=utc_now,
+            owns=membership.owns,
         )
         self._resync = asyncio.create_task(
             resync.run_forever(interval=self.settings.resync_interval), name="status resync"
         )
         metrics.database_up.set(1)  # migrated just now
         self._probe = asyncio.create_task(probe_database(url), name="database probe")
-        self.intake = Intake(self.sagas)
+        self.intake = intake = Intake(self.sagas, owns=membership.owns)
+        metrics.owned_sagas.set_function(lambda: intake.running)
+        membership.subscribe(intake.rebalance)
+        self._members = asyncio.create_task(membership.run_forever(), name="membership")
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
@@ -160,7 +172,31 @@ class Runtime:
             )
         return self.sagas
 
+    def _membership(self, kube: Kube, locks: SagaLocks) -> Membership:
+        settings = self.settings
+        renew = settings.lease_renew
+
+        async def healthy() -> bool:  # the lock connection is the one the fence lives on
+            return await locks.ping(within=renew)
+
+        return Membership(
+            leases=kube,
+            namespace=settings.lease_namespace,
+            group=group_of(settings.scope),
+            identity=settings.replica_id,
+            duration=settings.lease_duration,
+            renew=renew,
+            healthy=healthy,
+            clock=utc_now,
+        )
+
     async def close(self) -> None:
+        if self._members is not None:  # others take this replica's sagas at once
+            self._members.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._members
+        if self.membership is not None:
+            await self.membership.leave()
         if self.intake is not None:  # stops the executors; their final statuses go to the outbox
             await self.intake.stop()
         for task in (self._resync, self._probe):
@@ -179,6 +215,8 @@ class Runtime:
             await self._http.close()
         if self._kube is not None:
             await self._kube.close()
+        if self._lease_kube is not None:
+            await self._lease_kube.close()
         if self._locks is not None:
             await self._locks.close()
         if self._journal is not None:

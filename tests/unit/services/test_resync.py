@@ -144,3 +144,21 @@ async def test_ten_thousand_sagas_cost_one_list_one_query_and_a_bounded_number_o
     assert journal.phase_queries == 1
     assert (first.listed, first.stale, first.repaired) == (10_000, 100, 100)
     assert journal.loads == 100
+
+
+async def test_each_replica_repairs_only_the_sagas_it_owns() -> None:
+    kube, journal = FakeKube(), Journal()
+    mine = journal.add("mine", finished(), phase="Succeeded")
+    theirs = journal.add("theirs", finished(), phase="Succeeded")
+    kube.table = [
+        saga_row(uid=mine, name="mine", phase="Running", version="7"),
+        saga_row(uid=theirs, name="theirs", phase="Running", version="7"),
+    ]
+    kube.resource_versions = {mine: "7", theirs: "7"}
+    job, outbox = resync(kube, journal, owns=lambda uid: uid == mine)
+
+    done = await job.once()
+    await outbox.close(grace=5)
+
+    assert (done.listed, done.repaired) == (1, 1)
+    assert set(kube.statuses) == {mine}

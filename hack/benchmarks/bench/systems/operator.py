@@ -101,15 +101,25 @@ class Operator:
         return name
 
     def operator(self, namespace: str) -> OperatorProcess:
-        process = OperatorProcess(
+        process = self.process(namespace)
+        process.start()
+        return process
+
+    def process(self, namespace: str) -> OperatorProcess:
+        """An operator process for ``namespace``, not started (several may serve it)."""
+        count = len(list(self._workdir.glob(f"operator-{namespace}*.log")))
+        return OperatorProcess(
             kubeconfig=self.kubeconfig,
             database_url=self.database_url,
             namespaces=[namespace],
-            log=self._workdir / f"operator-{namespace}.log",
-            env={"SAGAZ_STATUS_INTERVAL": "1"},  # the default; the test harness uses 0.3
+            log=self._workdir / f"operator-{namespace}-{count}.log",
+            # The defaults: the test harness uses a 0.3 s status interval and 10 s Leases.
+            env={
+                "SAGAZ_STATUS_INTERVAL": "1",
+                "SAGAZ_LEASE_DURATION": "15",
+                "SAGAZ_LEASE_RENEW": "5",
+            },
         )
-        process.start()
-        return process
 
     async def define(self, namespace: str) -> None:
         body = {

@@ -28,6 +28,7 @@ class SagaLocks:
         self._conn: asyncpg.Connection | None = None
         self._guard = asyncio.Lock()  # one asyncpg connection serves one query at a time
         self._held: dict[str, int] = {}  # saga uid -> epoch it was acquired in
+        self._answered_at = float("-inf")  # loop time the lock connection last answered
         self.epoch = 0
 
     async def try_acquire(self, uid: str) -> bool:
@@ -39,6 +40,7 @@ class SagaLocks:
                 )
             except unavailable() as error:
                 raise DatabaseUnavailableError(str(error)) from error
+            self._answered_at = asyncio.get_running_loop().time()
             if acquired:
                 self._held[uid] = self.epoch
             return acquired
@@ -60,6 +62,43 @@ class SagaLocks:
                 await self._conn.execute("SELECT pg_advisory_unlock($1)", lock_key(uid))
             except unavailable():
                 pass  # the connection is gone, and the lock with it
+
+    async def ping(self, *, within: float) -> bool:
+        """Whether the lock connection answers within ``within`` seconds.
+
+        An answer to a lock query within the last ``within`` seconds counts, so the probe
+        never waits behind a burst of lock queries. A connection that does not answer is
+        closed: the locks on it are as good as gone (PostgreSQL drops them with the session),
+        so every executor must take its lock again (``holds``) before it writes, and the
+        replica's membership gives its sagas up meanwhile.
+        """
+
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._answered_at < within and self.connected:
+            return True
+
+        async def probe() -> None:
+            async with self._guard:
+                conn = await self._connection()
+                await conn.fetchval("SELECT 1", timeout=within)
+                self._answered_at = loop.time()
+
+        failures: tuple[type[BaseException], ...] = (
+            TimeoutError,
+            DatabaseUnavailableError,
+            *unavailable(),
+        )
+        try:
+            await asyncio.wait_for(probe(), timeout=within)
+        except failures:
+            if self._conn is not None and not self._conn.is_closed():
+                self._conn.terminate()
+            return False
+        return True
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
 
     async def close(self) -> None:
         if self._conn is not None:
