@@ -116,7 +116,9 @@ async def test_scaling_1_to_3_to_2_while_sagas_run_loses_and_repeats_nothing(
     operators: Any, own_sagas: Sagas, shop: ParticipantServer, database: stack.Postgres
 ) -> None:
     names = [f"scale-{i}" for i in range(90)]
-    script(shop, names, stall=0.3)
+    # Each step takes 3 s, so the sagas outlast the replicas' start-up (a few seconds each):
+    # with shorter steps a fast first replica finished them all before the others joined.
+    script(shop, names, stall=3.0)
     replicas: list[OperatorProcess] = [operators() for _ in range(3)]
     await asyncio.to_thread(replicas[0].start)
     await own_sagas.define("chain", chain(shop))
