@@ -3,39 +3,36 @@ names the variable, never a traceback. Used by the operator's and the relay work
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from sagaz_operator.errors import ConfigError
 
+_T = TypeVar("_T", int, float)
+
 
 def whole_number(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
+    return _parsed(env, name, default, int, "a whole number")
 
 
 def seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {text!r}") from None
+    return _parsed(env, name, default, float, "a number of seconds")
 
 
 def number(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parsed(env, name, default, float, "a number")
+
+
+def _parsed(
+    env: Mapping[str, str], name: str, default: _T, convert: Callable[[str], _T], what: str
+) -> _T:
     text = env.get(name, "").strip()
     if not text:
         return default
     try:
-        return float(text)
+        return convert(text)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, not {text!r}") from None
+        raise ConfigError(f"{name} must be {what}, not {text!r}") from None
 
 
 def items(env: Mapping[str, str], name: str) -> tuple[str, ...]:

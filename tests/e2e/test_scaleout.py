@@ -58,6 +58,30 @@ async def start_all(own_sagas: Sagas, names: list[str]) -> None:
         await own_sagas.start(name, {"definitionRef": {"name": "chain"}})
 
 
+async def cut_off_midway(
+    healthy: OperatorProcess,
+    cut: OperatorProcess,
+    proxy: Proxy,
+    own_sagas: Sagas,
+    shop: ParticipantServer,
+    names: list[str],
+) -> dict[str, str]:
+    """Both replicas run the sagas; ``cut`` loses what ``proxy`` relays midway, and the sagas
+    must all finish while it is still cut off: their phases."""
+    # One after the other: two operators migrating a fresh database at once can race
+    # (CREATE TYPE of the migrations table); it is migrated once the first is live.
+    await asyncio.to_thread(healthy.start)
+    await asyncio.to_thread(cut.start)
+    await wait_members([healthy, cut], 2)
+    await own_sagas.define("chain", chain(shop))
+    await start_all(own_sagas, names)
+    await shop.wait_for_requests("/a", 10, within=60)
+
+    proxy.cut()
+    await wait_members([healthy], 1)
+    return await own_sagas.wait_all(names, within=120)
+
+
 async def check_once(
     shop: ParticipantServer, database: stack.Postgres, phases: dict[str, str]
 ) -> None:
@@ -147,18 +171,7 @@ async def test_a_replica_cut_from_the_database_gives_its_sagas_up(
         proxied = url._replace(netloc=url.netloc.replace(f":{url.port}", f":{proxy.port}"))
         healthy: OperatorProcess = operators()
         cut: OperatorProcess = operators(SAGAZ_DATABASE_URL=proxied.geturl())
-        # One after the other: two operators migrating a fresh database at once can race
-        # (CREATE TYPE of the migrations table); it is migrated once the first is live.
-        await asyncio.to_thread(healthy.start)
-        await asyncio.to_thread(cut.start)
-        await wait_members([healthy, cut], 2)
-        await own_sagas.define("chain", chain(shop))
-        await start_all(own_sagas, names)
-        await shop.wait_for_requests("/a", 10, within=60)
-
-        proxy.cut()
-        await wait_members([healthy], 1)
-        phases = await own_sagas.wait_all(names, within=120)  # while it is still cut off
+        phases = await cut_off_midway(healthy, cut, proxy, own_sagas, shop, names)
 
     assert cut.process is not None
     assert cut.process.poll() is None
@@ -187,18 +200,7 @@ async def test_a_replica_cut_from_the_api_server_gives_its_sagas_up(
         )
         healthy: OperatorProcess = operators()
         cut: OperatorProcess = operators(KUBECONFIG=str(kubeconfig))
-        # One after the other: two operators migrating a fresh database at once can race
-        # (CREATE TYPE of the migrations table); it is migrated once the first is live.
-        await asyncio.to_thread(healthy.start)
-        await asyncio.to_thread(cut.start)
-        await wait_members([healthy, cut], 2)
-        await own_sagas.define("chain", chain(shop))
-        await start_all(own_sagas, names)
-        await shop.wait_for_requests("/a", 10, within=60)
-
-        proxy.cut()
-        await wait_members([healthy], 1)
-        phases = await own_sagas.wait_all(names, within=120)  # while it is still cut off
+        phases = await cut_off_midway(healthy, cut, proxy, own_sagas, shop, names)
 
     assert cut.process is not None
     assert cut.process.poll() is None
