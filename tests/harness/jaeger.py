@@ -71,13 +71,7 @@ class Jaeger:
             raise RuntimeError(f"Jaeger did not start ({error}); see {self._log}") from error
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stack.stop_process(self.process)
 
     def trace(self, trace_id: str) -> list[Span]:
         """The spans Jaeger holds for ``trace_id`` now ([] while it has none)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from harness.stack import HACK, REPO_ROOT, free_port
+from harness.stack import HACK, REPO_ROOT, free_port, stop_process
 
 ALERTS = REPO_ROOT / "charts" / "sagaz-operator" / "files" / "alerts.yaml"
 DASHBOARD = REPO_ROOT / "charts" / "sagaz-operator" / "dashboards" / "sagaz.json"
@@ -84,13 +84,7 @@ class Prometheus:
         raise TimeoutError(f"prometheus not ready within {within}s; see {self.log}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     @property
     def url(self) -> str:

@@ -51,6 +51,18 @@ def wait_until_listening(
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {within}s")
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, *, within: float = 30) -> None:
+    """SIGTERM ``process`` if it still runs, and SIGKILL it if it has not exited ``within``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _run(*args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [str(HACK / args[0]), *args[1:]],
