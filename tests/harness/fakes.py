@@ -217,3 +217,22 @@ class Leases:
             for name, lease in self.objects.items()
             if name.startswith(path) and lease["metadata"]["labels"].get(key) == value
         ]
+
+
+#: A two-step saga (a, then b, each with a compensation) over fake participants, retried
+#: at once, for the saga service's in-memory tests.
+FAST = {"maxAttempts": 2, "backoff": {"initialSeconds": 0, "factor": 1, "maxSeconds": 0}}
+
+
+def http(path: str) -> dict[str, Any]:
+    return {"http": {"url": f"http://shop.test{path}"}}
+
+
+SHOP = {
+    "defaults": {"retry": FAST},
+    "compensationRetry": FAST,
+    "steps": [
+        {"name": "a", "action": http("/a"), "compensation": http("/a/undo")},
+        {"name": "b", "dependsOn": ["a"], "action": http("/b"), "compensation": http("/b/undo")},
+    ],
+}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness import fakes
-from harness.fakes import Crash, Fault
+from harness.fakes import SHOP, Crash, Fault
 from sagaz_operator.adapters.kube import resource_path
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.record import SagaRecord
@@ -23,21 +23,6 @@ from sagaz_operator.services.executor import Controls
 from sagaz_operator.services.statuses import StatusOutbox
 
 UID = "6f1c1d2e-0000-4000-8000-000000000001"
-FAST = {"maxAttempts": 2, "backoff": {"initialSeconds": 0, "factor": 1, "maxSeconds": 0}}
-
-
-def http(path: str) -> dict[str, Any]:
-    return {"http": {"url": f"http://shop.test{path}"}}
-
-
-SHOP = {
-    "defaults": {"retry": FAST},
-    "compensationRetry": FAST,
-    "steps": [
-        {"name": "a", "action": http("/a"), "compensation": http("/a/undo")},
-        {"name": "b", "dependsOn": ["a"], "action": http("/b"), "compensation": http("/b/undo")},
-    ],
-}
 
 
 class World:

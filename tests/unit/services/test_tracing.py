@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from harness import fakes
-from harness.fakes import Crash, Fault
+from harness.fakes import FAST, SHOP, Crash, Fault, http
 from sagaz_operator.adapters import otel
 from sagaz_operator.adapters.kube import resource_path
 from sagaz_operator.domain.model import Attempt
@@ -35,21 +35,6 @@ from sagaz_operator.services.statuses import StatusOutbox
 
 UID = "6f1c1d2e-0000-4000-8000-00000000000a"
 TRACE_ID = int(UID.replace("-", ""), 16)
-FAST = {"maxAttempts": 2, "backoff": {"initialSeconds": 0, "factor": 1, "maxSeconds": 0}}
-
-
-def http(path: str) -> dict[str, Any]:
-    return {"http": {"url": f"http://shop.test{path}"}}
-
-
-SHOP = {
-    "defaults": {"retry": FAST},
-    "compensationRetry": FAST,
-    "steps": [
-        {"name": "a", "action": http("/a"), "compensation": http("/a/undo")},
-        {"name": "b", "dependsOn": ["a"], "action": http("/b"), "compensation": http("/b/undo")},
-    ],
-}
 
 
 class _Exported(InMemorySpanExporter):
