@@ -30,7 +30,7 @@ def _workers(memo: kopf.Memo) -> outboxworkers.WorkerRuntime:
 
 def _owns(memo: kopf.Memo, uid: str | None) -> bool:
     runtime: Runtime = memo["runtime"]
-    return bool(uid) and (runtime.membership is None or runtime.membership.owns(str(uid)))
+    return runtime.owns(uid)
 
 
 @kopf.on.resume(GROUP, VERSION, "outboxworkers")

@@ -190,6 +190,11 @@ class Runtime:
             clock=utc_now,
         )
 
+    def owns(self, uid: str | None) -> bool:
+        """Whether this replica does the per-object work of the object ``uid``: every object
+        with one replica (no membership), its share by rendezvous hashing with several."""
+        return bool(uid) and (self.membership is None or self.membership.owns(str(uid)))
+
     async def close(self) -> None:
         if self._members is not None:  # others take this replica's sagas at once
             self._members.cancel()
