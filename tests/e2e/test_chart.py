@@ -32,6 +32,7 @@ pytestmark = pytest.mark.cluster
 CHART = chart.CHART
 helm = chart.helm
 WORKLOADS = {"secrets", "jobs", "pods", "deployments", "horizontalpodautoscalers"}
+DEPLOYMENT = "templates/deployment.yaml"
 
 
 def test_chart_lints_and_carries_the_generated_crds(cluster: stack.Cluster) -> None:
@@ -64,6 +65,16 @@ def test_rendered_rbac_is_confined_to_the_watched_namespaces() -> None:
         if d["kind"] == "RoleBinding" and not d["metadata"]["name"].endswith("-members")
     }
     assert bound == {"shop", "billing"}  # the Lease Role aside (the release's namespace)
+
+    # Each namespace is its own --namespace flag: in one comma list, Kopf (and the operator,
+    # which judges the patterns alike) would serve only the first.
+    rendered = chart.render("watchNamespaces={shop,billing}", show_only=DEPLOYMENT)
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert [a for a in operator["args"] if a.startswith("--namespace")] == [
+        "--namespace=shop",
+        "--namespace=billing",
+    ]
 
     # Without a list of plain names there is no namespace to write a Role in.
     for settings in ((), ("watchNamespaces={shop-*}",)):

@@ -1,10 +1,9 @@
-"""Saga and SagaDefinition handlers.
+"""The Jobs of Job steps, and SagaDefinition handlers.
 
-Sagas come in through one plain watch handler: ``services.intake`` runs one executor task per
-Saga and stops it when the Saga is deleted; the levers (``spec.suspend`` / ``spec.abort``)
-reach the executor from the same events. There is no Kopf daemon and no field handler for
-Sagas, so Kopf writes nothing to them (no finalizer, no diff-base annotation); why that is
-safe is in ``services/intake.py``.
+Sagas themselves are not Kopf's: the operator lists and watches them itself
+(``services.informer``, started by the runtime), and ``services.intake`` runs one executor
+task per Saga and stops it when the Saga is deleted. Kopf writes nothing to a Saga (no
+finalizer, no diff-base annotation); why that is safe is in ``services/intake.py``.
 """
 
 from __future__ import annotations
@@ -16,13 +15,6 @@ import kopf
 from sagaz_operator.api.definition import GROUP, VERSION
 from sagaz_operator.services import definitions
 from sagaz_operator.services.runtime import Runtime
-
-
-@kopf.on.event(GROUP, VERSION, "sagas")
-async def saga_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    runtime: Runtime = memo["runtime"]
-    if runtime.intake is not None:
-        runtime.intake.observe(event.get("type"), event["object"])
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"sagaz.io/saga": kopf.PRESENT})

@@ -18,10 +18,10 @@ from sagaz_operator.services.runtime import Runtime
 PREFIX = "sagaz.io"
 
 #: The watch handlers, which Kopf calls for every event of every object they watch (each
-#: status write of each Saga makes one): their success is the normal case, and Kopf's INFO line
-#: for it ("Handler 'saga_changed' succeeded.") was most of the operator's log and a few per
-#: cent of its CPU. Their failures are still logged, and so are the other handlers' successes.
-WATCH_HANDLERS = ("saga_changed", "job_changed", "child_changed")
+#: change of a Job step's Job makes one): their success is the normal case, and Kopf's INFO
+#: line for it ("Handler 'job_changed' succeeded.") was most of the operator's log and a few
+#: per cent of its CPU. Their failures are still logged, and so are the other handlers'.
+WATCH_HANDLERS = ("job_changed", "child_changed")
 
 
 class QuietWatchHandlers(logging.Filter):
@@ -36,7 +36,7 @@ class QuietWatchHandlers(logging.Filter):
 QUIET_WATCH_HANDLERS = QuietWatchHandlers()
 
 #: Kinds that only watch handlers serve: no field handler compares their versions.
-WATCH_ONLY_KINDS = frozenset({"Saga", "Job", "Deployment"})
+WATCH_ONLY_KINDS = frozenset({"Job", "Deployment"})
 
 
 class DiffBaseOfChangingKinds(kopf.AnnotationsDiffBaseStorage):

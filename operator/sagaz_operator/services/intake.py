@@ -1,7 +1,8 @@
 """Sagas in: one executor task per Saga object, started and stopped from its watch events.
 
-Kopf's watch delivers every event of every Saga to ``Intake.observe``; the intake keeps, per
-saga, one task running ``sagas.run`` over a live copy of the object, and the user's levers
+The Sagas' watch (``services.informer``) delivers every event of every Saga to
+``Intake.observe``; the intake keeps, per saga, one task running ``sagas.run`` over a live
+copy of the object, and the user's levers
 (``spec.suspend`` / ``spec.abort`` / ``spec.retry``) read from each event. A lever changed
 on a saga whose executor is not running it (the saga has finished) is judged by
 ``levers.refuse_if_finished``, which writes the refusal on the object. This replaces a Kopf

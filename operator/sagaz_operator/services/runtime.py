@@ -19,9 +19,11 @@ from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.adapters.postgres.locks import SagaLocks
 from sagaz_operator.adapters.postgres.phases import JournalPhases
 from sagaz_operator.adapters.readapi.server import ApiServer
+from sagaz_operator.api.definition import API_VERSION
 from sagaz_operator.config import ExternalMetricsSettings, Settings
+from sagaz_operator.domain.namespaces import Served
 from sagaz_operator.errors import ConfigError
-from sagaz_operator.services import external_metrics, tracing
+from sagaz_operator.services import external_metrics, informer, tracing
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.membership import Membership, group_of
 from sagaz_operator.services.outboxworkers import WorkerRuntime
@@ -111,6 +113,7 @@ class Runtime:
         self.membership: Membership | None = None
         self._members: asyncio.Task[None] | None = None
         self._lease_kube: Kube | None = None
+        self._watches: list[asyncio.Task[None]] = []
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -158,6 +161,7 @@ class Runtime:
         metrics.owned_sagas.set_function(lambda: intake.running)
         membership.subscribe(intake.rebalance)
         self._members = asyncio.create_task(membership.run_forever(), name="membership")
+        self._watches = self._watch_sagas(self._kube, intake)
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
@@ -190,12 +194,34 @@ class Runtime:
             clock=utc_now,
         )
 
+    def _watch_sagas(self, kube: Kube, intake: Intake) -> list[asyncio.Task[None]]:
+        """The Sagas' list and watch (``services.informer``), feeding the intake."""
+        served = Served(self.settings.scope)
+        return [
+            asyncio.create_task(
+                informer.Informer(
+                    kube,
+                    path,
+                    intake.observe,
+                    kind="Saga",
+                    api_version=API_VERSION,
+                    served=served,
+                ).run_forever(),
+                name=f"watch {path}",
+            )
+            for path in informer.paths(f"/apis/{API_VERSION}", "sagas", served)
+        ]
+
     def owns(self, uid: str | None) -> bool:
         """Whether this replica does the per-object work of the object ``uid``: every object
         with one replica (no membership), its share by rendezvous hashing with several."""
         return bool(uid) and (self.membership is None or self.membership.owns(str(uid)))
 
     async def close(self) -> None:
+        for watch in self._watches:  # no saga starts while the others stop
+            watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._watches, return_exceptions=True)
         if self._members is not None:  # others take this replica's sagas at once
             self._members.cancel()
             with contextlib.suppress(asyncio.CancelledError):
