@@ -14,6 +14,9 @@ with its steps —, one SQL query for the journaled phases of the listed uids, a
 memory. Only a saga that disagrees costs more (its journal is read and projected, its status
 patched, and if it has finished its terminal Event ensured), at most ``max_repairs`` a round.
 
+It lists the namespaces the operator serves (as its watch of the Sagas does,
+``services.informer.paths``), not the cluster: another operator's sagas are another's to repair.
+
 With several replicas each repairs only the sagas it owns (``owns``, from
 ``services.membership``): the LIST is still every saga, but the SQL query, the comparison and
 the repairs are one replica's share, so the work is divided, not multiplied.
@@ -41,14 +44,16 @@ from sagaz_operator.api.saga import SagaPhase
 from sagaz_operator.domain import convergence, definitions, projection, state
 from sagaz_operator.domain.convergence import JournaledSaga, ListedSaga
 from sagaz_operator.domain.model import Definition, SagaUid
+from sagaz_operator.domain.namespaces import Served
 from sagaz_operator.errors import DefinitionError, SagazError
 from sagaz_operator.services.executor import Clock
+from sagaz_operator.services.informer import EVERYWHERE
 from sagaz_operator.services.reporting import terminal_notice
 from sagaz_operator.services.statuses import Sleep, StatusOutbox, StatusPort
 
 logger = logging.getLogger(__name__)
 
-#: Every Saga in the cluster; the journal, not a namespace filter, says which are ours.
+#: Every Saga in the cluster: what an operator serving the whole cluster lists.
 SAGAS = "/apis/" + API_VERSION + "/sagas"
 
 
@@ -86,8 +91,12 @@ class Resync:
         settle_seconds: float = 5.0,
         max_repairs: int = 200,
         owns: Callable[[str], bool] = lambda uid: True,
+        paths: Sequence[str] = (SAGAS,),
+        served: Served = EVERYWHERE,
     ) -> None:
         self._owns = owns
+        self._paths = tuple(paths)
+        self._served = served
         self._kube = kube
         self._phases = phases
         self._history = history
@@ -119,8 +128,9 @@ class Resync:
     async def once(self) -> Round:
         listed = [
             saga
-            async for saga in (_listed(row) async for row in self._kube.list_table(SAGAS))
-            if self._owns(saga.uid)
+            for path in self._paths
+            async for saga in (_listed(row) async for row in self._kube.list_table(path))
+            if self._served.includes(saga.namespace) and self._owns(saga.uid)
         ]
         journaled = await self._phases.phases([saga.uid for saga in listed])
         _count_phases(journaled)

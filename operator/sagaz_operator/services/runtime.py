@@ -96,6 +96,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, tracer: tracing.Tracer = tracing.NO_TRACING) -> None:
         self.settings = settings
         self.tracer = tracer
+        self.served = Served(settings.scope)
         self._journal: Journal | None = None
         self._locks: SagaLocks | None = None
         self._http: participants.HttpParticipants | None = None
@@ -151,6 +152,8 @@ class Runtime:
             outbox=self._outbox,
             clock=utc_now,
             owns=membership.owns,
+            paths=self._saga_paths(),
+            served=self.served,
         )
         self._resync = asyncio.create_task(
             resync.run_forever(interval=self.settings.resync_interval), name="status resync"
@@ -196,7 +199,6 @@ class Runtime:
 
     def _watch_sagas(self, kube: Kube, intake: Intake) -> list[asyncio.Task[None]]:
         """The Sagas' list and watch (``services.informer``), feeding the intake."""
-        served = Served(self.settings.scope)
         return [
             asyncio.create_task(
                 informer.Informer(
@@ -205,12 +207,16 @@ class Runtime:
                     intake.observe,
                     kind="Saga",
                     api_version=API_VERSION,
-                    served=served,
+                    served=self.served,
                 ).run_forever(),
                 name=f"watch {path}",
             )
-            for path in informer.paths(f"/apis/{API_VERSION}", "sagas", served)
+            for path in self._saga_paths()
         ]
+
+    def _saga_paths(self) -> list[str]:
+        """What lists of Sagas cover the served namespaces (one per namespace, or all)."""
+        return informer.paths(f"/apis/{API_VERSION}", "sagas", self.served)
 
     def owns(self, uid: str | None) -> bool:
         """Whether this replica does the per-object work of the object ``uid``: every object

@@ -13,6 +13,7 @@ from sagaz_operator.adapters.postgres.journal import SagaRecord, Stored
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.convergence import JournaledSaga
 from sagaz_operator.domain.model import StepName
+from sagaz_operator.domain.namespaces import Served
 from sagaz_operator.services.resync import Resync
 from sagaz_operator.services.statuses import StatusOutbox, event_name
 
@@ -162,3 +163,29 @@ async def test_each_replica_repairs_only_the_sagas_it_owns() -> None:
 
     assert (done.listed, done.repaired) == (1, 1)
     assert set(kube.statuses) == {mine}
+
+
+async def test_only_the_served_namespaces_are_listed_and_repaired() -> None:
+    """An operator serving ``team-*`` lists the cluster (a glob) but repairs only its own; one
+    serving plain names lists each of them, not the cluster."""
+    kube, journal = FakeKube(), Journal()
+    ours = journal.add("ours", finished(), phase="Succeeded")
+    other = journal.add("other", finished(), phase="Succeeded")
+    kube.table = [
+        saga_row(uid=ours, name="ours", phase="Running", namespace="team-a", version="7"),
+        saga_row(uid=other, name="other", phase="Running", namespace="billing", version="7"),
+    ]
+    kube.resource_versions = {ours: "7", other: "7"}
+    job, outbox = resync(kube, journal, served=Served(("team-*",)))
+
+    done = await job.once()
+    await outbox.close(grace=5)
+
+    assert (done.listed, done.repaired) == (1, 1)
+    assert set(kube.statuses) == {ours}
+
+    paths = [f"/apis/sagaz.io/v1alpha1/namespaces/{name}/sagas" for name in ("a", "b")]
+    listing = FakeKube()
+    named, _ = resync(listing, Journal(), paths=paths, served=Served(("a", "b")))
+    await named.once()
+    assert [call.body for call in listing.tries("list_table")] == paths
