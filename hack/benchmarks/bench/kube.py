@@ -8,10 +8,12 @@ kubeconfig's client certificate: creating N Sagas is N concurrent POSTs on it, n
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -64,11 +66,18 @@ class Kube:
             self._session = None
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.session.request(method, path, json=body) as answer:
-            text = await answer.text()
-            if answer.status >= 300:
-                raise RuntimeError(f"{method} {path}: {answer.status} {text[:300]}")
-            return json.loads(text) if text else None
+        """One request; a 429 is tried again after its Retry-After, for a minute (the API
+        server answers "storage is (re)initializing" while its cache of a kind reloads)."""
+        deadline = time.monotonic() + 60
+        while True:
+            async with self.session.request(method, path, json=body) as answer:
+                text = await answer.text()
+                if answer.status == 429 and time.monotonic() < deadline:
+                    await asyncio.sleep(float(answer.headers.get("Retry-After") or 1))
+                    continue
+                if answer.status >= 300:
+                    raise RuntimeError(f"{method} {path}: {answer.status} {text[:300]}")
+                return json.loads(text) if text else None
 
     async def apply(self, path: str, body: Any) -> Any:
         """Server-side apply (JSON is YAML, so the body is sent as JSON)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench import procs
+from bench import kube, procs
 from bench.systems.operator import Operator, Watcher
 from harness.operator import OperatorProcess
 
@@ -31,8 +31,9 @@ async def _members(processes: list[OperatorProcess], count: int, within: float =
         await asyncio.sleep(0.5)
 
 
-async def one(operator: Operator, *, replicas: int, n: int) -> tuple[float, float, int]:
-    """CPU seconds per saga (all replicas), sagas/s, and how many finished."""
+async def one(operator: Operator, *, replicas: int, n: int) -> dict[str, float]:
+    """CPU seconds per saga (all replicas, and the busiest one's share), apiserver writes per
+    saga, sagas/s, and how many finished."""
     namespace = await operator.namespace()
     processes = [operator.process(namespace) for _ in range(replicas)]
     try:
@@ -42,36 +43,49 @@ async def one(operator: Operator, *, replicas: int, n: int) -> tuple[float, floa
         watcher = Watcher(operator.kube, namespace)
         await watcher.start()
         pids = [p.process.pid for p in processes if p.process is not None]
-        before = sum(procs.usage(pid).cpu_seconds for pid in pids)
+        before = [procs.usage(pid).cpu_seconds for pid in pids]
+        before_writes = kube.request_totals(await operator.kube.text("/metrics"))
         started = time.monotonic()
         await operator.create(
             namespace, [f"saga-{i}" for i in range(n)], {"definitionRef": {"name": "diamond"}}
         )
         await watcher.wait(n)
-        after = sum(procs.usage(pid).cpu_seconds for pid in pids)
+        used = [procs.usage(pid).cpu_seconds - cpu for pid, cpu in zip(pids, before, strict=True)]
+        writes = kube.write_deltas(
+            before_writes, kube.request_totals(await operator.kube.text("/metrics"))
+        )
         finished = len(watcher.finished)
         last = max(watcher.finished.values(), default=started)
         await watcher.stop()
     finally:
         for process in processes:
             process.stop()
-    return (after - before) / n, finished / max(last - started, 1e-9), finished
+    return {
+        "cpu": sum(used) / n,
+        "busiest": max(used) / max(sum(used), 1e-9),
+        "writes": (sum(writes.values()) - n) / n,  # the bench's own creates aside
+        "rate": finished / max(last - started, 1e-9),
+        "finished": finished,
+    }
 
 
 async def replicas(operator: Operator, *, n: int, counts: tuple[int, ...] = (1, 2, 3)) -> list[str]:
     lines = [
         f"{n} diamond Sagas started at once, served by 1, 2 and 3 operator replicas "
-        "(hack/benchmarks/bench/replicas.py); CPU is the sum over the replicas.",
+        "(hack/benchmarks/bench/replicas.py); CPU is the sum over the replicas, the busiest "
+        "replica's share of it next to it.",
         "",
-        "| replicas | operator CPU per saga (total) | x one replica | sagas/s | finished |",
-        "|---:|---:|---:|---:|---:|",
+        "| replicas | operator CPU per saga (total) | x one replica | busiest replica "
+        "| apiserver writes / saga | sagas/s | finished |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     single: float | None = None
     for count in counts:
-        cpu, rate, finished = await one(operator, replicas=count, n=n)
-        single = single if single is not None else cpu
+        run = await one(operator, replicas=count, n=n)
+        single = single if single is not None else run["cpu"]
         lines.append(
-            f"| {count} | {cpu * 1000:,.1f} ms | {cpu / single:.2f} | {rate:,.1f} "
-            f"| {finished}/{n} |"
+            f"| {count} | {run['cpu'] * 1000:,.1f} ms | {run['cpu'] / single:.2f} "
+            f"| {run['busiest']:.0%} | {run['writes']:.1f} | {run['rate']:,.1f} "
+            f"| {run['finished']:.0f}/{n} |"
         )
     return lines

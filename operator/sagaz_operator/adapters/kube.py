@@ -126,7 +126,7 @@ class Kube:
         *,
         tls: ssl.SSLContext | bool = True,
         credentials: Callable[[], dict[str, str]] = _no_credentials,
-        max_connections: int = 100,
+        max_connections: int = 16,
         timeout: float = 30.0,
     ) -> None:
         self._base_url = base_url.rstrip("/")

@@ -18,6 +18,8 @@ without its verdict. Journals written before that was so may hold a record and n
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +33,9 @@ from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import Definition, Json
 from sagaz_operator.domain.record import SagaRecord
 from sagaz_operator.errors import DefinitionError
+
+#: How many distinct definitions (by source) stay parsed: the ones sagas start from now.
+BUILT_DEFINITIONS = 32
 
 #: Stands in for the definition of a saga rejected before one could be resolved.
 NOTHING = Definition(steps=())
@@ -143,15 +148,30 @@ def _judge(
     source: Mapping[str, Any], *, where: str, label: str, saga_input: Json
 ) -> tuple[Definition, str | None]:
     """Checks 4 and 5: the definition to run, and why the saga cannot run it (if so)."""
-    try:
-        parsed = definitions.parse(source, path=where)
-        definition = definitions.build(parsed)
-    except DefinitionError as error:
-        return NOTHING, f"{label} is invalid: {error}"
-    problems = inputs.problems(parsed.input_schema, saga_input)
+    built = _built(json.dumps(source, sort_keys=True, separators=(",", ":")), where)
+    if isinstance(built, str):
+        return NOTHING, f"{label} is invalid: {built}"
+    definition, input_schema = built
+    problems = inputs.problems(input_schema, saga_input)
     if problems:
         return definition, "invalid input: " + "; ".join(problems)
     return definition, None
+
+
+@functools.lru_cache(maxsize=BUILT_DEFINITIONS)
+def _built(source: str, where: str) -> tuple[Definition, Mapping[str, Any] | None] | str:
+    """The definition in ``source`` (as JSON) and its input schema, or why it is invalid.
+
+    Every saga of one SagaDefinition generation has the same source, so it is parsed and
+    checked (schema, graph, templates: most of a saga's start) once, not per saga; the key is
+    the source itself, so a changed definition is never mistaken for the one it replaced.
+    The results are immutable (frozen dataclasses; the schema is only read).
+    """
+    try:
+        parsed = definitions.parse(json.loads(source), path=where)
+        return definitions.build(parsed), parsed.input_schema
+    except DefinitionError as error:
+        return str(error)
 
 
 def _storable(value: object) -> bool:

@@ -132,3 +132,29 @@ class TestRederive:
 
         assert judged.rejection is None
         assert isinstance(judged.first_event(T0), ev.SagaStarted)
+
+
+class TestParsedOnce:
+    """Sagas of one SagaDefinition generation share its parsed definition; any change to the
+    source (even under the same name and generation) is parsed anew."""
+
+    def test_the_same_source_is_parsed_once(self) -> None:
+        first = verdict.decide(saga({"definitionRef": {"name": "shop"}}), referenced=ref(STEPS))
+        again = verdict.decide(
+            saga({"definitionRef": {"name": "shop"}}), referenced=ref(dict(STEPS))
+        )
+        assert again.definition is first.definition
+
+    def test_a_changed_source_is_never_taken_for_the_old_one(self) -> None:
+        renamed = {"steps": [{"name": "b", "action": {"http": {"url": "http://shop.test/a"}}}]}
+        first = verdict.decide(saga({"definitionRef": {"name": "shop"}}), referenced=ref(STEPS))
+        changed = verdict.decide(saga({"definitionRef": {"name": "shop"}}), referenced=ref(renamed))
+        assert [s.name for s in first.definition.steps] == ["a"]
+        assert [s.name for s in changed.definition.steps] == ["b"]
+
+    def test_each_saga_input_is_still_checked_against_the_shared_schema(self) -> None:
+        spec = {"definitionRef": {"name": "shop"}}
+        good = verdict.decide(saga({**spec, "input": {"order": 1}}), referenced=ref(TYPED))
+        bad = verdict.decide(saga({**spec, "input": {}}), referenced=ref(TYPED))
+        assert good.rejection is None
+        assert bad.rejection is not None and "order" in bad.rejection
