@@ -52,6 +52,7 @@ def test_every_system_runs_every_variant_at_n_1(
     output = tmp_path / "results.md"
     command = [str(stack.HACK / "bench.sh"), "--n", "1", "--scale", "20"]
     command += ["--relay-events", "2000", "--relay-seconds", "1"]
+    command += ["--replicas", "20", "--replica-rounds", "1"]
     command += ["--output", str(output), "--no-readme"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
@@ -62,4 +63,6 @@ def test_every_system_runs_every_variant_at_n_1(
     assert "## Memory with many Sagas in the cluster" in report
     assert "20 Sagas in one namespace" in report
     assert "## Outbox relay" in report
+    assert "## Scale-out: 1, 2 and 3 operator replicas" in report
+    assert "| 3 |" in report
     assert "failed:" not in report

@@ -52,7 +52,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", nargs="+", default=[v.value for v in Variant])
     parser.add_argument("--scale", type=int, default=10_000, help="Sagas in the memory scenario")
     parser.add_argument(
-        "--replicas", type=int, default=300, help="Sagas in the 1/2/3-replica scenario (0: off)"
+        "--replicas", type=int, default=1000, help="Sagas in the 1/2/3-replica scenario (0: off)"
+    )
+    parser.add_argument(
+        "--replica-rounds", type=int, default=3, help="rounds of 1, 2, 3 replicas (medians)"
     )
     parser.add_argument("--relay-events", type=int, default=100_000)
     parser.add_argument("--relay-seconds", type=float, default=10.0)
@@ -65,6 +68,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.n = [n for n in args.n if n <= 100] or [1]
         args.scale = min(args.scale, 1_000)
         args.replicas = min(args.replicas, 100)
+        args.replica_rounds = 1
         args.relay_events = min(args.relay_events, 20_000)
         args.relay_seconds = min(args.relay_seconds, 5.0)
     return args
@@ -195,7 +199,9 @@ async def bench(
         if "operator" in args.systems and args.replicas:
             await operator.start()
             try:
-                report.replicas = await replicas.replicas(operator, n=args.replicas)
+                report.replicas = await replicas.replicas(
+                    operator, n=args.replicas, rounds=args.replica_rounds
+                )
             except Exception as error:
                 report.replicas = [f"failed: {error!r}"]
                 traceback.print_exc()

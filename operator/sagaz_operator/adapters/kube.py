@@ -116,7 +116,10 @@ class Kube:
 
     ``max_connections`` bounds the requests in flight; all of them stay open (keep-alive), so a
     burst of writes from hundreds of sagas reuses connections instead of opening new TLS ones.
-    Requests beyond the bound wait in aiohttp's queue, which costs nothing per waiter. Like
+    Requests beyond the bound wait in aiohttp's queue, which costs nothing per waiter. 16 is
+    enough for one API server: measured with 1000 sagas at once on the bench, 16 did more
+    sagas/s with less CPU than 100 (each new connection is a TLS handshake, and more requests
+    in flight only queue inside the API server). Like
     Kopf's own client, it ignores proxy variables and ``.netrc`` and keeps no cookies.
     """
 

@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: The watch's server-side timeout: the stream is renewed (from its last version) this often.
 WATCH_SECONDS = 300
-#: Pauses after a failed list or watch: doubled from the first to the last, then kept.
-RETRY_SECONDS = (0.5, 30.0)
+#: Pauses after a failed list or watch: doubled from the first to the last, then kept (short:
+#: a saga created while the API server was away is noticed within seconds of its return).
+RETRY_SECONDS = (0.5, 5.0)
 
 EVERYWHERE = Served()
 
