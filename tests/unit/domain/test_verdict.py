@@ -157,4 +157,5 @@ class TestParsedOnce:
         good = verdict.decide(saga({**spec, "input": {"order": 1}}), referenced=ref(TYPED))
         bad = verdict.decide(saga({**spec, "input": {}}), referenced=ref(TYPED))
         assert good.rejection is None
-        assert bad.rejection is not None and "order" in bad.rejection
+        assert bad.rejection is not None
+        assert "order" in bad.rejection
