@@ -19,6 +19,10 @@ from sagaz_operator.domain.model import Json, StepName
 
 #: Every member of the ``Event`` union, by class name: a new event decodes without a change here.
 _TYPES: dict[str, type[ev.Event]] = {cls.__name__: cls for cls in typing.get_args(ev.Event)}
+#: Their fields' names, once (``dataclasses.fields`` works them out anew on every call).
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(field.name for field in dataclasses.fields(cls)) for cls in _TYPES.values()
+}
 
 #: Journal event -> public outbox event type, where the two differ.
 _PUBLIC_NAMES = {
@@ -30,8 +34,8 @@ _PUBLIC_NAMES = {
 
 def encode(event: ev.Event) -> dict[str, Json]:
     body: dict[str, Json] = {"type": type(event).__name__}
-    for field in dataclasses.fields(event):
-        body[field.name] = _encode_value(getattr(event, field.name))
+    for name in _FIELDS[type(event)]:
+        body[name] = _encode_value(getattr(event, name))
     return body
 
 
