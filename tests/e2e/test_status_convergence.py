@@ -162,8 +162,8 @@ async def test_an_expired_watch_is_listed_again_and_levers_still_work(
     shop: ParticipantServer,
     database: stack.Postgres,
 ) -> None:
-    # Kopf answers 410 Gone on a watch by listing again (kopf/_cogs/clients/watching.py,
-    # continuous_watch): this shows it does, and that nothing of ours depends on the stream.
+    # The Sagas' watch answers 410 Gone by listing again (services/informer.py): this shows
+    # it does, and that nothing of ours depends on the stream.
     names = [f"expired-{i}" for i in range(8)]
     operator: OperatorProcess = operators("--verbose", **RESYNC)
     operator.start()
@@ -182,7 +182,7 @@ async def test_an_expired_watch_is_listed_again_and_levers_still_work(
     assert phases["held"] == "Compensated"  # the abort arrived through the new watch
     assert phases["after"] == "Succeeded"
     log = operator.log.read_text()
-    assert "Restarting the watch-stream for sagas" in log, "no 410 Gone was provoked"
+    assert "410 Gone from version" in log, "no 410 Gone was provoked"
 
 
 async def test_the_resync_repairs_a_status_edited_or_never_written(

@@ -96,14 +96,21 @@ class Informer:
                 await self._watch(self._version)
                 pause = RETRY_SECONDS[0]
             except _GoneError:
-                self._version = None  # list again at once: nothing is wrong, only old
+                self._relist()
             except SagazError as error:
                 if getattr(error, "status", None) == 410:
-                    self._version = None
+                    self._relist()
                     continue
                 logger.warning("saga watch on %s: %s; again in %gs", self._path, error, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_SECONDS[1])
+
+    def _relist(self) -> None:
+        """The version to watch from is too old: list again at once (nothing is wrong)."""
+        logger.info(
+            "saga watch on %s: 410 Gone from version %s; listing again", self._path, self._version
+        )
+        self._version = None
 
     async def _list(self) -> str:
         items, version = await self._api.list_all(self._path)
