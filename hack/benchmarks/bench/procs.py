@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -67,3 +68,16 @@ def usage(pid: int) -> Usage:
             if key in ("VmRSS", "VmHWM"):
                 memory[key] = int(value.split()[0]) * 1024
     return Usage(cpu, memory.get("VmRSS", 0), memory.get("VmHWM", 0))
+
+
+def control_plane_cpu(state: Path) -> float | None:
+    """CPU seconds used so far by the local control plane's API server and etcd (their pid
+    files in ``state``), or None when the cluster is not the local one."""
+    total = 0.0
+    for name in ("kube-apiserver", "etcd"):
+        try:
+            pid = int((state / f"{name}.pid").read_text().strip())
+            total += usage(pid).cpu_seconds
+        except (OSError, ValueError):
+            return None
+    return total

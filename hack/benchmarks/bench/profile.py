@@ -26,6 +26,15 @@ def _package(file: str) -> str:
     return parts[0].removesuffix(".py")
 
 
+def _below_the_loop(named: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The frames of what the event loop runs: the loop's own callers (the console script,
+    ``kopf.run``, ``asyncio.run``) are on every stack and say nothing about where CPU goes."""
+    for index, (func, file) in enumerate(named):
+        if func == "BaseEventLoop._run_once" and file.startswith("asyncio/"):
+            return named[index + 1 :]
+    return named
+
+
 def summarize(path: Path, *, top: int = 12) -> list[str]:
     leaves: Counter[str] = Counter()
     packages: Counter[str] = Counter()
@@ -43,7 +52,7 @@ def summarize(path: Path, *, top: int = 12) -> list[str]:
             continue
         func, file = named[-1]
         leaves[f"{func} ({file})"] += count
-        for package in {_package(file) for _, file in named}:
+        for package in {_package(file) for _, file in _below_the_loop(named)}:
             packages[package] += count
         for name in {
             f"{func} ({file})"
@@ -58,7 +67,7 @@ def summarize(path: Path, *, top: int = 12) -> list[str]:
         "include idle waiting in the event loop's select).",
         "",
     ]
-    lines += ["Inclusive, by package on the stack:", ""]
+    lines += ["Inclusive, by package on the stack (below the event loop):", ""]
     lines += [f"- {name}: {n / total:.0%}" for name, n in packages.most_common(top)]
     lines += ["", "Inclusive, by the operator's own adapter and service functions:", ""]
     lines += [f"- {name}: {n / total:.0%}" for name, n in ours.most_common(top)]

@@ -32,6 +32,7 @@ import yaml
 from bench import kube, procs
 from bench.figures import Run
 from bench.workload import COMPENSATED, DEPENDS, STEPS, Variant
+from harness import stack
 from harness.operator import OperatorProcess
 from harness.stack import REPO_ROOT
 
@@ -162,6 +163,7 @@ class Operator:
             watcher = Watcher(self.kube, namespace)
             await watcher.start()
             before_cpu = procs.usage(pid).cpu_seconds
+            before_control = procs.control_plane_cpu(stack.STATE)
             before_writes = kube.request_totals(await self.kube.text("/metrics"))
             before_xact = await xact_commit(self.database_url)
             if self.profile is not None:
@@ -171,6 +173,7 @@ class Operator:
             created = time.monotonic() - run.started
             await watcher.wait(len(names))
             after = procs.usage(pid)
+            after_control = procs.control_plane_cpu(stack.STATE)
             after_writes = kube.request_totals(await self.kube.text("/metrics"))
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
@@ -195,6 +198,8 @@ class Operator:
             "pg_xact_per_saga": xact / n,
             "create_s": created,
         }
+        if before_control is not None and after_control is not None:
+            run.extra["control_plane_cpu_s_per_saga"] = (after_control - before_control) / n
         for (verb, resource), count in sorted(writes.items()):
             if count:
                 run.extra[f"writes {verb} {resource}"] = count / n
