@@ -20,7 +20,7 @@ import pytest
 
 from harness import stack
 from harness.isolated import chain, journal_integrity
-from harness.operator import OperatorProcess
+from harness.operator import OperatorProcess, wait_members
 from harness.participants import Fail, ParticipantServer, Respond, Stall
 from harness.proxy import Proxy
 from harness.sagas import Sagas
@@ -42,17 +42,6 @@ def script(shop: ParticipantServer, names: list[str], *, stall: float = 0.0) -> 
             shop.on("/c", Fail(400), saga=name)
 
 
-async def wait_members(replicas: list[OperatorProcess], count: int, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        seen = [await asyncio.to_thread(r.metric, "sagaz_members_seen") for r in replicas]
-        if all(s == count for s in seen):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"members seen {seen}, wanted {count} each")
-        await asyncio.sleep(0.3)
-
-
 async def start_all(own_sagas: Sagas, names: list[str]) -> None:
     for name in names:
         await own_sagas.start(name, {"definitionRef": {"name": "chain"}})
@@ -72,13 +61,13 @@ async def cut_off_midway(
     # (CREATE TYPE of the migrations table); it is migrated once the first is live.
     await asyncio.to_thread(healthy.start)
     await asyncio.to_thread(cut.start)
-    await wait_members([healthy, cut], 2)
+    await wait_members([healthy, cut], 2, within=30)
     await own_sagas.define("chain", chain(shop))
     await start_all(own_sagas, names)
     await shop.wait_for_requests("/a", 10, within=60)
 
     proxy.cut()
-    await wait_members([healthy], 1)
+    await wait_members([healthy], 1, within=30)
     return await own_sagas.wait_all(names, within=120)
 
 
@@ -108,7 +97,7 @@ async def test_three_replicas_share_the_sagas_and_survive_a_kill_9(
     replicas: list[OperatorProcess] = [operators() for _ in range(3)]
     await asyncio.to_thread(replicas[0].start)  # it migrates the fresh database
     await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas[1:]))
-    await wait_members(replicas, 3)
+    await wait_members(replicas, 3, within=30)
     await own_sagas.define("chain", chain(shop))
 
     await start_all(own_sagas, first_wave)
@@ -124,7 +113,7 @@ async def test_three_replicas_share_the_sagas_and_survive_a_kill_9(
     await shop.wait_for_requests("/b", 20, within=60)
     killed_at = time.monotonic()
     replicas[0].kill()
-    await wait_members(replicas[1:], 2)
+    await wait_members(replicas[1:], 2, within=30)
     noticed = time.monotonic() - killed_at
     phases |= await own_sagas.wait_all(second_wave, within=180)
     logger.info(
@@ -150,10 +139,10 @@ async def test_scaling_1_to_3_to_2_while_sagas_run_loses_and_repeats_nothing(
     await shop.wait_for_requests("/a", 15, within=60)
 
     await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas[1:]))
-    await wait_members(replicas, 3)
+    await wait_members(replicas, 3, within=30)
     await shop.wait_for_requests("/b", 30, within=60)
     await asyncio.to_thread(replicas[2].stop)  # a clean stop: its Lease goes at once
-    await wait_members(replicas[:2], 2)
+    await wait_members(replicas[:2], 2, within=30)
     phases = await own_sagas.wait_all(names, within=180)
 
     await check_once(shop, database, phases)

@@ -6,6 +6,7 @@ again; readiness is Kopf's liveness endpoint answering, not a sleep.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from harness.stack import REPO_ROOT, free_port
+from harness.stack import REPO_ROOT, free_port, wait_until_answering
 
 
 class OperatorProcess:
@@ -76,18 +77,13 @@ class OperatorProcess:
             self.process = subprocess.Popen(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the operator exited with {self.process.returncode}; see {self.log}"
-                )
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError(f"the operator did not become live within {timeout}s; see {self.log}")
+        wait_until_answering(
+            f"http://127.0.0.1:{self.port}/healthz",
+            self.process,
+            what="the operator",
+            log=self.log,
+            within=timeout,
+        )
 
     def _lease_namespace(self) -> str:
         plain = [n for n in self.namespaces if not any(c in n for c in "*?!,[")]
@@ -124,3 +120,16 @@ class OperatorProcess:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+async def wait_members(processes: list[OperatorProcess], count: int, *, within: float) -> None:
+    """Until every replica's ``sagaz_members_seen`` is ``count``: they all see one another.
+    Polled (0.3 s): membership is a metric, not an event to watch."""
+    deadline = time.monotonic() + within
+    while True:
+        seen = [await asyncio.to_thread(p.metric, "sagaz_members_seen") for p in processes]
+        if all(s == count for s in seen):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"replicas saw {seen} members, not {count} each")
+        await asyncio.sleep(0.3)

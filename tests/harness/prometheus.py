@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from functools import cache
@@ -19,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from harness.stack import HACK, REPO_ROOT, free_port, stop_process
+from harness.stack import HACK, REPO_ROOT, free_port, stop_process, wait_until_answering
 
 ALERTS = REPO_ROOT / "charts" / "sagaz-operator" / "files" / "alerts.yaml"
 DASHBOARD = REPO_ROOT / "charts" / "sagaz-operator" / "dashboards" / "sagaz.json"
@@ -72,16 +71,9 @@ class Prometheus:
     def start(self, *, within: float = 60) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self._command, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}; {self.log}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError(f"prometheus not ready within {within}s; see {self.log}")
+        wait_until_answering(
+            f"{self.url}/-/ready", self.process, what="prometheus", log=self.log, within=within
+        )
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,23 @@ def wait_until_listening(
             continue
         return
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {within}s")
+
+
+def wait_until_answering(
+    url: str, process: subprocess.Popen[bytes], *, what: str, log: Path, within: float
+) -> None:
+    """Return once ``url`` answers a GET with 2xx; ``what`` (which logs to ``log``) is named
+    if ``process`` exits first or ``within`` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)  # nothing to await: readiness is not an event we can watch
+    raise TimeoutError(f"{what} did not answer {url} within {within}s; see {log}")
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, *, within: float = 30) -> None:

@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from bench import procs
+from harness import stack
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Participant:
     """The participant process; ``url`` is its base URL."""
 
     def __init__(self, log: Path) -> None:
-        self.port = procs.free_port()
+        self.port = stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         with log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -81,7 +82,7 @@ class Participant:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        procs.wait_listening(self.port, self.process)
+        stack.wait_until_listening(self.port, self.process, within=60)
 
     async def reset(self, *, delay: float, failing: tuple[str, ...]) -> None:
         async with (
@@ -100,7 +101,7 @@ class Participant:
         return procs.usage(self.process.pid).cpu_seconds
 
     def stop(self) -> None:
-        procs.stop(self.process)
+        stack.stop_process(self.process)
 
 
 @dataclass(frozen=True)

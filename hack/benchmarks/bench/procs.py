@@ -1,50 +1,16 @@
-"""Processes the bench starts: free ports, readiness, CPU and memory from ``/proc``.
+"""CPU and memory of the bench's processes, from ``/proc``.
 
-Every process is stopped by the object that started it (SIGTERM, then SIGKILL), never by name.
+Ports, readiness and stopping are the test harness's (``harness.stack``): every process is
+stopped by the object that started it (SIGTERM, then SIGKILL), never by name.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_listening(port: int, process: subprocess.Popen[bytes], *, within: float = 60) -> None:
-    """Return once ``process`` accepts connections on 127.0.0.1:``port``."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            time.sleep(0.1)  # a port opening is not an event we can wait on
-            continue
-        return
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {within}s")
-
-
-def stop(process: subprocess.Popen[bytes], *, within: float = 30) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=within)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass(frozen=True)

@@ -23,18 +23,7 @@ import time
 
 from bench import kube, procs
 from bench.systems.operator import Operator, Watcher
-from harness.operator import OperatorProcess
-
-
-async def _members(processes: list[OperatorProcess], count: int, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        seen = [await asyncio.to_thread(p.metric, "sagaz_members_seen") for p in processes]
-        if all(s == count for s in seen):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"replicas saw {seen} members, not {count} each")
-        await asyncio.sleep(0.5)
+from harness.operator import wait_members
 
 
 async def one(operator: Operator, *, replicas: int, n: int) -> dict[str, float]:
@@ -44,7 +33,7 @@ async def one(operator: Operator, *, replicas: int, n: int) -> dict[str, float]:
     processes = [operator.process(namespace) for _ in range(replicas)]
     try:
         await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
-        await _members(processes, replicas)
+        await wait_members(processes, replicas, within=60)
         await operator.define(namespace)
         watcher = Watcher(operator.kube, namespace)
         await watcher.start()

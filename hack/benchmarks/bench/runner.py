@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -184,30 +185,18 @@ async def bench(
                 system, args=args, variants=variants, part=part, report=report, workdir=workdir
             )
         if "operator" in args.systems and args.scale:
-            await operator.start()
-            try:
-                running = max(1, args.scale // 10)
-                report.scale = await scale.scale(
+            running = max(1, args.scale // 10)
+            report.scale = await _scenario(
+                operator,
+                lambda: scale.scale(
                     operator, count=args.scale, running=running, within=60 + args.scale * 0.05
-                )
-            except Exception as error:
-                report.scale = [f"failed: {error!r}"]
-                traceback.print_exc()
-            finally:
-                await operator.close()
-            print("\n".join(report.scale), flush=True)
+                ),
+            )
         if "operator" in args.systems and args.replicas:
-            await operator.start()
-            try:
-                report.replicas = await replicas.replicas(
-                    operator, n=args.replicas, rounds=args.replica_rounds
-                )
-            except Exception as error:
-                report.replicas = [f"failed: {error!r}"]
-                traceback.print_exc()
-            finally:
-                await operator.close()
-            print("\n".join(report.replicas), flush=True)
+            report.replicas = await _scenario(
+                operator,
+                lambda: replicas.replicas(operator, n=args.replicas, rounds=args.replica_rounds),
+            )
         if args.relay_events:
             try:
                 report.relay = await asyncio.to_thread(
@@ -224,6 +213,20 @@ async def bench(
         report.profile = profile.summarize(workdir / "operator.pyspy")
     print(f"(logs in {workdir})", flush=True)
     return report
+
+
+async def _scenario(operator: Operator, measure: Callable[[], Awaitable[list[str]]]) -> list[str]:
+    """One operator scenario's report lines (printed too), or its failure as a line."""
+    await operator.start()
+    try:
+        lines = await measure()
+    except Exception as error:
+        lines = [f"failed: {error!r}"]
+        traceback.print_exc()
+    finally:
+        await operator.close()
+    print("\n".join(lines), flush=True)
+    return lines
 
 
 async def _measure(

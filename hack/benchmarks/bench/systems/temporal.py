@@ -23,10 +23,11 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from bench import clients, procs
+from bench import clients
 from bench.figures import Run
 from bench.systems.temporal_workflow import CallArgs, Diamond, DiamondArgs
 from bench.workload import Call, StepFailedError, Variant, path
+from harness import stack
 
 TASK_QUEUE = "bench-diamond"
 
@@ -45,17 +46,17 @@ class Temporal:
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         command = [str(self._binary), "server", "start-dev", "--headless"]
         command += ["--db-filename", str(self._workdir / "temporal.db"), "--ip", "127.0.0.1"]
-        command += ["--port", str(port), "--http-port", str(procs.free_port())]
-        command += ["--metrics-port", str(procs.free_port()), "--log-level", "warn"]
+        command += ["--port", str(port), "--http-port", str(stack.free_port())]
+        command += ["--metrics-port", str(stack.free_port()), "--log-level", "warn"]
         with (self._workdir / "temporal.log").open("ab") as log:
             return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
     async def start(self) -> None:
         # The SDK logs every failed activity with its traceback; d fails by design here.
         logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-        port = procs.free_port()
+        port = stack.free_port()
         self._server = self._spawn(port)
-        await asyncio.to_thread(procs.wait_listening, port, self._server, within=120)
+        await asyncio.to_thread(stack.wait_until_listening, port, self._server, within=120)
         self._client = await _connect(f"127.0.0.1:{port}")
         self._http = clients.AiohttpPoster()
         self._worker = Worker(
@@ -78,7 +79,7 @@ class Temporal:
         if self._http is not None:
             await self._http.close()
         if self._server is not None:
-            procs.stop(self._server)
+            stack.stop_process(self._server)
 
     @activity.defn(name="call")
     async def _call(self, args: CallArgs) -> None:
