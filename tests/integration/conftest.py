@@ -1,4 +1,5 @@
-"""Fixtures of the relay tests: a fresh outbox table and topic, and relay settings."""
+"""Fixtures of the integration tests: a migrated journal; for the relay tests a fresh outbox
+table and topic, and relay settings."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from harness.outbox import (
     SCHEMA,
 )
+from sagaz_operator.adapters.postgres import migrations
+from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.services.relay_config import RelaySettings
 
 
@@ -46,3 +49,11 @@ def settings(postgres_url: str, kafka_bootstrap: str, table: str, topic: str) ->
         rebalance_seconds=0.5,
         publish_timeout_seconds=5.0,
     )
+
+
+@pytest.fixture
+async def journal(postgres_url: str) -> AsyncIterator[Journal]:
+    await migrations.migrate_database(postgres_url)
+    opened = await Journal.open(postgres_url)
+    yield opened
+    await opened.close()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from sagaz_operator.adapters.postgres import migrations
 from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain.model import StepName
@@ -22,14 +20,6 @@ pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 A = StepName("a")
-
-
-@pytest.fixture
-async def journal(postgres_url: str) -> AsyncIterator[Journal]:
-    await migrations.migrate_database(postgres_url)
-    opened = await Journal.open(postgres_url)
-    yield opened
-    await opened.close()
 
 
 def record() -> SagaRecord:

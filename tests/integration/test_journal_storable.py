@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sagaz_operator.adapters.postgres import migrations
 from sagaz_operator.adapters.postgres.journal import Journal
 from sagaz_operator.domain import events as ev
 from sagaz_operator.domain import storable
@@ -28,14 +26,6 @@ from sagaz_operator.errors import StoreConflictError, UnstorableError
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def journal(postgres_url: str) -> AsyncIterator[Journal]:
-    await migrations.migrate_database(postgres_url)
-    opened = await Journal.open(postgres_url)
-    yield opened
-    await opened.close()
 
 
 def record(**overrides: Any) -> SagaRecord:

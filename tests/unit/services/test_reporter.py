@@ -164,17 +164,22 @@ def compensated(*, retried: bool) -> list[ev.Event]:
     ]
 
 
-async def test_a_compensated_saga_gets_one_event_for_its_compensation_and_one_status() -> None:
-    kube = FakeKube()
+async def report_compensated(kube: FakeKube, *, retried: bool) -> None:
+    """Report every event of a compensated saga as it happens, with a 60 s status interval."""
     outbox = StatusOutbox(kube=kube)
-    target = reporter(kube, outbox, interval=60.0)  # it finishes within one interval
+    target = reporter(kube, outbox, interval=60.0)
     current = state.initial(uid=SagaUid(UID), definition=TWO_STEPS)
-    for event in compensated(retried=False):
+    for event in compensated(retried=retried):
         current = state.evolve(current, event)
         target.observe(event, current)
         target.publish(current)
     await target.close()
     await outbox.close(grace=5)
+
+
+async def test_a_compensated_saga_gets_one_event_for_its_compensation_and_one_status() -> None:
+    kube = FakeKube()
+    await report_compensated(kube, retried=False)  # finished within one interval
 
     posted = [(e["reason"], e["message"]) for e in kube.events.values()]
     assert posted == [
@@ -186,15 +191,7 @@ async def test_a_compensated_saga_gets_one_event_for_its_compensation_and_one_st
 
 async def test_a_failed_attempt_that_will_be_retried_gets_an_event() -> None:
     kube = FakeKube()
-    outbox = StatusOutbox(kube=kube)
-    target = reporter(kube, outbox, interval=60.0)
-    current = state.initial(uid=SagaUid(UID), definition=TWO_STEPS)
-    for event in compensated(retried=True):
-        current = state.evolve(current, event)
-        target.observe(event, current)
-        target.publish(current)
-    await target.close()
-    await outbox.close(grace=5)
+    await report_compensated(kube, retried=True)
 
     reasons = [e["reason"] for e in kube.events.values()]
     assert reasons == ["StepFailed", "CompensationStarted", "SagaCompensated"]
