@@ -39,6 +39,32 @@ class Seen:
                 await self.changed.wait()
 
 
+class Streams:
+    """The real client, counting the watch streams opened on it (each a renewal after the
+    server ended the one before)."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
+        self.opened = 0
+        self.changed = asyncio.Event()
+
+    async def list_all(self, path: str) -> tuple[list[dict[str, Any]], str]:
+        return await self._kube.list_all(path)
+
+    def watch(
+        self, path: str, *, resource_version: str, seconds: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.opened += 1
+        self.changed.set()
+        return self._kube.watch(path, resource_version=resource_version, seconds=seconds)
+
+    async def until_opened(self, count: int, within: float = 30) -> None:
+        async with asyncio.timeout(within):
+            while self.opened < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
 @pytest.fixture
 async def kube(cluster: stack.Cluster) -> AsyncIterator[Kube]:
     api = Kube.from_environment(str(cluster.kubeconfig))
@@ -52,16 +78,18 @@ async def test_creates_changes_and_deletes_arrive_across_renewed_streams(
     sagas = Sagas(k8s, namespace)
     await sagas.start("before", SPEC)
     seen = Seen()
+    streams = Streams(kube)
     path = f"/apis/{API_VERSION}/namespaces/{namespace}/sagas"
     watch = Informer(
-        kube, path, seen, kind="Saga", api_version=API_VERSION, served=Served(), seconds=2
+        streams, path, seen, kind="Saga", api_version=API_VERSION, served=Served(), seconds=2
     )
     task = asyncio.create_task(watch.run_forever())
     try:
         await seen.until((None, "before"))  # listed
         await sagas.start("during", SPEC)
         await seen.until(("ADDED", "during"))
-        await asyncio.sleep(4.5)  # the server ends two streams meanwhile
+        renewed = streams.opened + 2
+        await streams.until_opened(renewed)  # the server ended two streams meanwhile
         await sagas.start("after", SPEC)
         await seen.until(("ADDED", "after"))
         custom = client.CustomObjectsApi(k8s)
