@@ -50,11 +50,11 @@ class Watchable(Protocol):
 
 
 class WatchError(SagazError):
-    """The API server sent an error in the stream (other than 410 Gone)."""
+    """The API server sent an error in the stream; ``status`` 410: the version is too old."""
 
-
-class _GoneError(Exception):
-    """The version to watch from is too old: list again."""
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def paths(prefix: str, plural: str, served: Served) -> list[str]:
@@ -95,9 +95,7 @@ class Informer:
                     self._version = await self._list()
                 await self._watch(self._version)
                 pause = RETRY_SECONDS[0]
-            except _GoneError:
-                self._relist()
-            except SagazError as error:
+            except SagazError as error:  # the adapter's ApiError carries the status too
                 if getattr(error, "status", None) == 410:
                     self._relist()
                     continue
@@ -135,9 +133,8 @@ class Informer:
         ):
             kind, body = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
-                if body.get("code") == 410:
-                    raise _GoneError()
-                raise WatchError(f"the API server ended the watch: {body.get('message')}")
+                message = f"the API server ended the watch: {body.get('message')}"
+                raise WatchError(message, status=body.get("code"))
             meta = body.get("metadata") or {}
             self._version = str(meta.get("resourceVersion") or self._version)
             uid = meta.get("uid")
