@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
+from sagaz_operator.api.definition import API_VERSION
 from sagaz_operator.domain.namespaces import Served
 from sagaz_operator.errors import SagazError
 
@@ -63,6 +64,11 @@ def paths(prefix: str, plural: str, served: Served) -> list[str]:
     if names is None:
         return [f"{prefix}/{plural}"]
     return [f"{prefix}/namespaces/{name}/{plural}" for name in names]
+
+
+def saga_paths(served: Served) -> list[str]:
+    """The Sagas' lists covering ``served`` (the watch and the status resync use the same)."""
+    return paths(f"/apis/{API_VERSION}", "sagas", served)
 
 
 class Informer:

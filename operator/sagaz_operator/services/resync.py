@@ -14,8 +14,8 @@ with its steps —, one SQL query for the journaled phases of the listed uids, a
 memory. Only a saga that disagrees costs more (its journal is read and projected, its status
 patched, and if it has finished its terminal Event ensured), at most ``max_repairs`` a round.
 
-It lists the namespaces the operator serves (as its watch of the Sagas does,
-``services.informer.paths``), not the cluster: another operator's sagas are another's to repair.
+It lists the namespaces the operator serves (``services.informer.saga_paths``, as its watch
+of the Sagas does), not the cluster: another operator's sagas are another's to repair.
 
 With several replicas each repairs only the sagas it owns (``owns``, from
 ``services.membership``): the LIST is still every saga, but the SQL query, the comparison and
@@ -47,7 +47,7 @@ from sagaz_operator.domain.model import Definition, SagaUid
 from sagaz_operator.domain.namespaces import Served
 from sagaz_operator.errors import DefinitionError, SagazError
 from sagaz_operator.services.executor import Clock
-from sagaz_operator.services.informer import EVERYWHERE
+from sagaz_operator.services.informer import EVERYWHERE, saga_paths
 from sagaz_operator.services.reporting import terminal_notice
 from sagaz_operator.services.statuses import Sleep, StatusOutbox, StatusPort
 
@@ -91,11 +91,10 @@ class Resync:
         settle_seconds: float = 5.0,
         max_repairs: int = 200,
         owns: Callable[[str], bool] = lambda uid: True,
-        paths: Sequence[str] = (SAGAS,),
         served: Served = EVERYWHERE,
     ) -> None:
         self._owns = owns
-        self._paths = tuple(paths)
+        self._paths = saga_paths(served)
         self._served = served
         self._kube = kube
         self._phases = phases

@@ -152,7 +152,6 @@ class Runtime:
             outbox=self._outbox,
             clock=utc_now,
             owns=membership.owns,
-            paths=self._saga_paths(),
             served=self.served,
         )
         self._resync = asyncio.create_task(
@@ -211,12 +210,8 @@ class Runtime:
                 ).run_forever(),
                 name=f"watch {path}",
             )
-            for path in self._saga_paths()
+            for path in informer.saga_paths(self.served)
         ]
-
-    def _saga_paths(self) -> list[str]:
-        """What lists of Sagas cover the served namespaces (one per namespace, or all)."""
-        return informer.paths(f"/apis/{API_VERSION}", "sagas", self.served)
 
     def owns(self, uid: str | None) -> bool:
         """Whether this replica does the per-object work of the object ``uid``: every object

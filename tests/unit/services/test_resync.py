@@ -186,6 +186,6 @@ async def test_only_the_served_namespaces_are_listed_and_repaired() -> None:
 
     paths = [f"/apis/sagaz.io/v1alpha1/namespaces/{name}/sagas" for name in ("a", "b")]
     listing = FakeKube()
-    named, _ = resync(listing, Journal(), paths=paths, served=Served(("a", "b")))
+    named, _ = resync(listing, Journal(), served=Served(("a", "b")))
     await named.once()
     assert [call.body for call in listing.tries("list_table")] == paths
