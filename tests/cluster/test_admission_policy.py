@@ -8,6 +8,7 @@ grants exactly the right in question and sees the refusal turn into an admission
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -288,3 +289,69 @@ def test_a_large_definition_is_checked_within_the_cost_budget(author: Author) ->
     ), message
     author.may("get", "secrets", name="token-2")
     author.create("SagaDefinition", "large", {"steps": steps})
+
+
+@pytest.fixture
+def evaluated(k8s: client.ApiClient, author: Author) -> Iterator[str]:
+    """A policy with the chart's match rules and conditions whose only validation refuses
+    with "evaluated", bound to the author's namespace: what it refuses, the chart's policy
+    evaluates; what it admits, the chart's policy lets past unevaluated."""
+    rendered = chart.render(show_only=chart.POLICY_TEMPLATE)
+    chart_policy = next(doc for doc in rendered if doc["kind"] == "ValidatingAdmissionPolicy")
+    name = f"sagaz-match-probe-{author.namespace}"
+    api = client.AdmissionregistrationV1Api(k8s)
+    api.create_validating_admission_policy(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": chart_policy["spec"]["matchConstraints"],
+                "matchConditions": chart_policy["spec"]["matchConditions"],
+                "validations": [{"expression": "false", "message": "evaluated"}],
+            },
+        }
+    )
+    selector = {"matchLabels": {"kubernetes.io/metadata.name": author.namespace}}
+    api.create_validating_admission_policy_binding(
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": selector},
+            },
+        }
+    )
+    try:
+        # The admission plugin learns of a binding through an informer, a moment later.
+        inline = {"definition": {"steps": [{"name": "a", "action": HTTP}]}}
+        deadline = time.monotonic() + 30
+        while not _refused_as_evaluated(author, "Saga", inline):
+            assert time.monotonic() < deadline, "the probe policy was never enforced"
+            time.sleep(0.1)
+        yield name
+    finally:
+        api.delete_validating_admission_policy_binding(name)
+        api.delete_validating_admission_policy(name)
+
+
+def _refused_as_evaluated(author: Author, kind: str, spec: dict[str, Any]) -> bool:
+    body = {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": "probe"}, "spec": spec}
+    try:
+        client.CustomObjectsApi(author.api).create_namespaced_custom_object(
+            GROUP, VERSION, author.namespace, kind.lower() + "s", body, dry_run="All"
+        )
+    except ApiException as error:
+        return "evaluated" in (error.body or "")
+    return False
+
+
+def test_a_saga_of_a_definition_is_not_evaluated_at_all(author: Author, evaluated: str) -> None:
+    """A definitionRef Saga names no Secret and no Job: the match condition lets it past the
+    policy unevaluated (seventeen validations of empty lists were half the create's cost on
+    the API server). A Saga with an inline definition, and every other kind, is evaluated."""
+    reference = {"definitionRef": {"name": "orders"}}
+    assert not _refused_as_evaluated(author, "Saga", reference)
+    steps = [{"name": "a", "action": HTTP}]
+    assert _refused_as_evaluated(author, "Saga", {"definition": {"steps": steps}})
+    assert _refused_as_evaluated(author, "SagaDefinition", {"steps": steps})
