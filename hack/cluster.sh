@@ -72,7 +72,7 @@ start_apiserver() {
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
     --proxy-client-key-file "$PKI/front-proxy-client.key" \
-    --allow-privileged=true --profiling=false \
+    --allow-privileged=true --profiling=true \
     --endpoint-reconciler-type none
   wait_for kube-apiserver 90 api_ready
 }

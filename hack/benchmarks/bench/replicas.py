@@ -29,7 +29,11 @@ from harness.operator import wait_members
 async def one(operator: Operator, *, replicas: int, n: int) -> dict[str, float]:
     """CPU seconds per saga (all replicas, and the busiest one's share), apiserver writes per
     saga, sagas/s, and how many finished."""
-    namespace = await operator.namespace()
+    async with operator.namespace() as namespace:
+        return await _one(operator, namespace, replicas=replicas, n=n)
+
+
+async def _one(operator: Operator, namespace: str, *, replicas: int, n: int) -> dict[str, float]:
     processes = [operator.process(namespace) for _ in range(replicas)]
     try:
         await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
@@ -69,8 +73,7 @@ async def replicas(
 ) -> list[str]:
     lines = [
         f"{n} diamond Sagas started at once, served by 1, 2 and 3 operator replicas "
-        f"(hack/benchmarks/bench/replicas.py), {rounds} rounds of 1, 2, 3 in turn (the cluster "
-        "fills with every run's Sagas; taking turns spreads that drift over all counts); "
+        f"(hack/benchmarks/bench/replicas.py), {rounds} rounds of 1, 2, 3 in turn; "
         "each figure is the median over the rounds. CPU is the sum over the replicas, the "
         "busiest replica's share of it next to it.",
         "",

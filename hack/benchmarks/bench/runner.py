@@ -28,8 +28,8 @@ from pathlib import Path
 
 import asyncpg
 
+from bench import apiserver_profile, profile, relay, replicas, scale, table
 from bench import participant as participants
-from bench import profile, relay, replicas, scale, table
 from bench.figures import figures
 from bench.systems import System
 from bench.systems.floor import Floor
@@ -60,7 +60,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--relay-events", type=int, default=100_000)
     parser.add_argument("--relay-seconds", type=float, default=10.0)
-    parser.add_argument("--profile", action="store_true", help="py-spy the operator at max N")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the operator (and pprof the API server) at max N",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--readme", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--command", default="make bench", help="shown in the report")
@@ -211,6 +215,8 @@ async def bench(
     report.header.append(("duration", _duration()))
     if args.profile and (workdir / "operator.pyspy").exists():
         report.profile = profile.summarize(workdir / "operator.pyspy")
+    if args.profile and (workdir / "operator.pprof").exists():
+        report.apiserver_profile = apiserver_profile.summarize(workdir / "operator.pprof")
     print(f"(logs in {workdir})", flush=True)
     return report
 

@@ -55,7 +55,13 @@ def _mib(value: float | None) -> str:
 
 
 async def scale(operator: Operator, *, count: int, running: int, within: float) -> list[str]:
-    namespace = await operator.namespace()
+    async with operator.namespace() as namespace:
+        return await _scale(operator, namespace, count=count, running=running, within=within)
+
+
+async def _scale(
+    operator: Operator, namespace: str, *, count: int, running: int, within: float
+) -> list[str]:
     port = etcd_port()
     etcd_before = await etcd_db_bytes(port)
     process = operator.operator(namespace)
@@ -101,5 +107,5 @@ async def scale(operator: Operator, *, count: int, running: int, within: float) 
         f"them ({per_saga / 1024:,.1f} KiB per Saga); peak {_mib(loaded.peak_rss_bytes)}; "
         f"CPU {loaded.cpu_seconds - idle.cpu_seconds:,.1f} s",
         f"- etcd database in use: {_mib(etcd_before)} before, {_mib(etcd_after)} after "
-        "(the cluster's whole database, earlier bench namespaces included)",
+        "(the cluster's whole database: etcd keeps deleted keys until it is compacted)",
     ]

@@ -21,6 +21,7 @@ class Report:
     relay: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
+    apiserver_profile: list[str] = field(default_factory=list)
 
 
 def _ms(value: float) -> str:
@@ -104,6 +105,7 @@ def render(report: Report) -> str:
         ("## Outbox relay (hack/benchmarks/outbox_relay.py)", report.relay),
         ("## How to read this", report.notes),
         ("## Operator profile", report.profile),
+        ("## API server profile (same run)", report.apiserver_profile),
     )
     for title, lines in sections:
         if lines:

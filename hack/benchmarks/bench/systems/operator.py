@@ -1,10 +1,10 @@
 """The Sagaz Operator: Sagas created through the real apiserver, run by one operator process.
 
-Per run: a fresh namespace, a ``SagaDefinition`` of the diamond, and a fresh operator process
-(``sagaz-operator --standalone --namespace <it>``, defaults but for the metrics address) on
-the bench's own PostgreSQL. The N Sagas are created by N concurrent POSTs on one aiohttp
-session (100 connections) to the apiserver; a saga is done when a watch on the namespace's
-Sagas first shows its ``.status.phase`` terminal.
+Per run: a fresh namespace (deleted afterwards), a ``SagaDefinition`` of the diamond, and a
+fresh operator process (``sagaz-operator --standalone --namespace <it>``, defaults but for the
+metrics address) on the bench's own PostgreSQL. The N Sagas are created by N concurrent POSTs
+on one aiohttp session (100 connections) to the apiserver; a saga is done when a watch on the
+namespace's Sagas first shows its ``.status.phase`` terminal.
 
 Around each run it reads the operator's CPU time and peak RSS from ``/proc``, the apiserver's
 own ``apiserver_request_total`` (writes by verb and resource; the bench's own N creates are
@@ -23,13 +23,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import yaml
 
-from bench import kube, procs
+from bench import apiserver_profile, kube, procs
 from bench.figures import Run
 from bench.workload import COMPENSATED, DEPENDS, STEPS, Variant
 from harness import stack
@@ -64,7 +65,6 @@ class Operator:
         self._participant, self._workdir = participant_url, workdir
         self.kube = kube.Kube(kubeconfig)
         self.profile: Path | None = None  # py-spy output for the next run, if set
-        self.namespaces: list[str] = []
 
     async def start(self) -> None:
         """Install the CRDs (server-side apply, as tests/harness/crds.py) and wait for them."""
@@ -92,14 +92,20 @@ class Operator:
     async def close(self) -> None:
         await self.kube.close()
 
-    async def namespace(self) -> str:
+    @contextlib.asynccontextmanager
+    async def namespace(self) -> AsyncIterator[str]:
         """A fresh namespace that no other operator serves: ``make demo``'s serves all but
         ``e2e-*``, the test suite's all ``e2e-*`` but ``e2e-own-*`` (tests with operators of
-        their own), so the bench's own operator is the only one running these Sagas."""
+        their own), so the bench's own operator is the only one running these Sagas.
+
+        Deleted (and waited for) afterwards: every run starts on the same cluster, not one
+        that holds the Sagas of every run before it."""
         name = f"e2e-own-bench-{uuid.uuid4().hex[:8]}"
         await self.kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-        self.namespaces.append(name)
-        return name
+        try:
+            yield name
+        finally:
+            await self.kube.delete_namespace(name)
 
     def operator(self, namespace: str) -> OperatorProcess:
         process = self.process(namespace)
@@ -152,11 +158,15 @@ class Operator:
         await asyncio.gather(*(one(name) for name in names))
 
     async def run(self, *, n: int, variant: Variant) -> Run:
-        namespace = await self.namespace()
+        async with self.namespace() as namespace:
+            return await self._run(namespace, n=n, variant=variant)
+
+    async def _run(self, namespace: str, *, n: int, variant: Variant) -> Run:
         process = self.operator(namespace)
         assert process.process is not None
         pid = process.process.pid
         profiler: subprocess.Popen[bytes] | None = None
+        apiserver: asyncio.Task[bytes | None] | None = None
         try:
             await self.define(namespace)
             names = [f"saga-{i}" for i in range(n)]
@@ -168,6 +178,7 @@ class Operator:
             before_xact = await xact_commit(self.database_url)
             if self.profile is not None:
                 profiler = py_spy(pid, self.profile)
+                apiserver = asyncio.create_task(apiserver_profile.capture(self.kube))
             run = Run(system=self.name, variant=variant, n=n, started=time.monotonic())
             await self.create(namespace, names, {"definitionRef": {"name": "diamond"}})
             created = time.monotonic() - run.started
@@ -178,6 +189,10 @@ class Operator:
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(timeout=60)
+            if apiserver is not None and self.profile is not None:
+                captured = await apiserver  # the rest of its window: the cluster is idle
+                if captured is not None:
+                    self.profile.with_suffix(".pprof").write_bytes(captured)
             run.finished = {k: v for k, v in watcher.finished.items() if k in names}
             run.outcomes = {k: v for k, v in watcher.phases.items() if k in names}
             if len(run.finished) < n:
