@@ -115,8 +115,10 @@ class Kube:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     events: list[tuple[str, str, bool]] = field(default_factory=list)
+    gets: list[str] = field(default_factory=list)  # the paths read, in order
 
     async def get(self, path: str) -> dict[str, Any] | None:
+        self.gets.append(path)
         return self.objects.get(path)
 
     async def delete(self, path: str, *, propagation: str = "Background") -> None:

@@ -1,4 +1,6 @@
-"""Sagas in from the API server: list once, then watch from the list's version, for ever.
+"""Objects in from the API server: list once, then watch from the list's version, for ever.
+
+Sagas come in this way (into the intake), and SagaDefinitions (into the sagas' cache of them).
 
 This is what Kopf did for Sagas, without its per-event machinery (a worker task per object, a
 handler registry matched on every event, a logger per object), which cost a sixth of the
@@ -105,14 +107,14 @@ class Informer:
                 if getattr(error, "status", None) == 410:
                     self._relist()
                     continue
-                logger.warning("saga watch on %s: %s; again in %gs", self._path, error, pause)
+                logger.warning("watch on %s: %s; again in %gs", self._path, error, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_SECONDS[1])
 
     def _relist(self) -> None:
         """The version to watch from is too old: list again at once (nothing is wrong)."""
         logger.info(
-            "saga watch on %s: 410 Gone from version %s; listing again", self._path, self._version
+            "watch on %s: 410 Gone from version %s; listing again", self._path, self._version
         )
         self._version = None
 
@@ -160,5 +162,8 @@ class Informer:
         except Exception:  # one broken object never stops the others' events
             meta = body.get("metadata") or {}
             logger.exception(
-                "saga watch: %s/%s could not be taken in", meta.get("namespace"), meta.get("name")
+                "watch: %s %s/%s could not be taken in",
+                self._kind,
+                meta.get("namespace"),
+                meta.get("name"),
             )

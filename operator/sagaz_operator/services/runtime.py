@@ -24,6 +24,7 @@ from sagaz_operator.config import ExternalMetricsSettings, Settings
 from sagaz_operator.domain.namespaces import Served
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services import external_metrics, informer, tracing
+from sagaz_operator.services.definition_cache import DefinitionCache
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.membership import Membership, group_of
 from sagaz_operator.services.outboxworkers import WorkerRuntime
@@ -144,6 +145,7 @@ class Runtime:
             status_budget=StatusBudget(self.settings.status_writes_per_second),
             outbox=self._outbox,
             tracer=self.tracer,
+            definitions=DefinitionCache(),
         )
         resync = Resync(
             kube=self._kube,
@@ -163,7 +165,7 @@ class Runtime:
         metrics.owned_sagas.set_function(lambda: intake.running)
         membership.subscribe(intake.rebalance)
         self._members = asyncio.create_task(membership.run_forever(), name="membership")
-        self._watches = self._watch_sagas(self._kube, intake)
+        self._watches = self._watch(self._kube, intake, self.sagas.definitions)
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
@@ -196,21 +198,24 @@ class Runtime:
             clock=utc_now,
         )
 
-    def _watch_sagas(self, kube: Kube, intake: Intake) -> list[asyncio.Task[None]]:
-        """The Sagas' list and watch (``services.informer``), feeding the intake."""
+    def _watch(
+        self, kube: Kube, intake: Intake, definitions: DefinitionCache
+    ) -> list[asyncio.Task[None]]:
+        """The lists and watches (``services.informer``) of the served SagaDefinitions, into
+        the sagas' cache of them, and of the served Sagas, into the intake."""
+        prefix = f"/apis/{API_VERSION}"
+        watched = [
+            (path, "SagaDefinition", definitions.observe)
+            for path in informer.paths(prefix, "sagadefinitions", self.served)
+        ] + [(path, "Saga", intake.observe) for path in informer.saga_paths(self.served)]
         return [
             asyncio.create_task(
                 informer.Informer(
-                    kube,
-                    path,
-                    intake.observe,
-                    kind="Saga",
-                    api_version=API_VERSION,
-                    served=self.served,
+                    kube, path, observe, kind=kind, api_version=API_VERSION, served=self.served
                 ).run_forever(),
                 name=f"watch {path}",
             )
-            for path in informer.saga_paths(self.served)
+            for path, kind, observe in watched
         ]
 
     def owns(self, uid: str | None) -> bool:

@@ -1,13 +1,14 @@
 """Start or resume one Saga: resolve and snapshot its definition, fence it, run its executor.
 
-A saga's first run resolves its definition (inline, or the referenced SagaDefinition),
-checks it and the input, and records the snapshot in PostgreSQL; every later run — after an
-operator restart, or on another replica — rebuilds the state from the journal and goes on.
-A saga that cannot run (missing or invalid definition, bad input, input the journal cannot
-store) is journaled as rejected and ends ``Failed`` with the reason: it does not wait for the
-definition to appear, so a mistyped name fails fast instead of hanging; fix it and create the
-Saga again. This service only gathers; ``domain.verdict`` decides, and the record is journaled
-together with the verdict (``SagaStarted`` or ``SagaRejected``) in one transaction.
+A saga's first run resolves its definition (inline, or the referenced SagaDefinition, from
+the watch's cache: ``services.definition_cache``), checks it and the input, and records the
+snapshot in PostgreSQL; every later run — after an operator restart, or on another replica —
+rebuilds the state from the journal and goes on. A saga that cannot run (missing or invalid
+definition, bad input, input the journal cannot store) is journaled as rejected and ends
+``Failed`` with the reason: it does not wait for the definition to appear, so a mistyped name
+fails fast instead of hanging; fix it and create the Saga again. This service only gathers;
+``domain.verdict`` decides, and the record is journaled together with the verdict
+(``SagaStarted`` or ``SagaRejected``) in one transaction.
 
 An unexpected error for one saga (a bug, a value the journal refuses) does not escape to
 Kopf, which would restart the daemon every 60 s without a word on the object: the saga shows
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from sagaz_operator.domain.model import SagaUid
 from sagaz_operator.domain.record import SagaRecord, Stored
 from sagaz_operator.errors import StoreConflictError, StoreUnavailableError
 from sagaz_operator.services import levers, tracing
+from sagaz_operator.services.definition_cache import DefinitionCache
 from sagaz_operator.services.executor import (
     Clock,
     Controls,
@@ -69,6 +71,7 @@ class SagaRuntime:
     status_budget: StatusBudget | None = None  # shared by every saga of the process
     crash_backoff: Sequence[float] = CRASH_BACKOFF
     tracer: tracing.Tracer = tracing.NO_TRACING
+    definitions: DefinitionCache = field(default_factory=DefinitionCache)  # empty: ask the API
 
 
 class _BoundJournal:
@@ -320,13 +323,16 @@ async def _journal_verdict(
 
 
 async def _gather(runtime: SagaRuntime, body: Mapping[str, Any]) -> verdict.Referenced | None:
-    """The SagaDefinition the saga references, as the API has it now (None: it names none)."""
+    """The SagaDefinition the saga references, as the operator's watch of them last showed
+    it, else as the API has it now (None: it names none)."""
     name = verdict.referenced_name(body)
     if name is None:
         return None
-    found = await runtime.kube.get(
-        resource_path(API_VERSION, "sagadefinitions", body["metadata"]["namespace"], name)
-    )
+    namespace = body["metadata"]["namespace"]
+    cached = runtime.definitions.get(namespace, name)
+    if cached is not None:
+        return cached
+    found = await runtime.kube.get(resource_path(API_VERSION, "sagadefinitions", namespace, name))
     if found is None:
         return verdict.Referenced(name=name, spec=None)
     return verdict.Referenced(

@@ -262,3 +262,38 @@ class TestNoCrashLoop:
 
         assert [reason for reason, _, _ in world.kube.events].count("InternalError") == 3
         assert world.phase() == "Succeeded"
+
+
+class TestDefinitionsFromTheWatch:
+    """A referenced definition comes from the watch's cache; only a miss is a GET."""
+
+    @staticmethod
+    def watched(world: World, *, generation: int, spec: dict[str, Any]) -> None:
+        meta = {"uid": "d-1", "namespace": "ns", "name": "shop", "generation": generation}
+        world.runtime.definitions.observe("ADDED", {"metadata": meta, "spec": spec})
+
+    async def test_a_watched_definition_is_not_read_from_the_api(self) -> None:
+        world = World()
+        world.kube.objects.clear()  # a GET would find nothing: the saga would fail
+        self.watched(world, generation=1, spec=SHOP)
+        await world.run(world.body())
+
+        assert world.phase() == "Succeeded"
+        assert not [path for path in world.kube.gets if "sagadefinitions" in path]
+
+    async def test_a_definition_the_watch_has_not_shown_is_read_from_the_api(self) -> None:
+        world = World()
+        await world.run(world.body())
+
+        assert world.phase() == "Succeeded"
+        assert [path for path in world.kube.gets if "sagadefinitions" in path] == [
+            resource_path("sagaz.io/v1alpha1", "sagadefinitions", "ns", "shop")
+        ]
+
+    async def test_the_saga_snapshots_the_generation_the_watch_showed_last(self) -> None:
+        world = World()
+        self.watched(world, generation=1, spec=SHOP)
+        self.watched(world, generation=2, spec=SHOP)
+        await world.run(world.body())
+
+        assert world.status()["definition"] == {"name": "shop", "generation": 2}
