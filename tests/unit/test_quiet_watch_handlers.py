@@ -22,7 +22,7 @@ def line(message: str, level: int = logging.INFO) -> logging.LogRecord:
 def test_the_watch_handlers_success_is_dropped_and_the_rest_kept() -> None:
     assert not QUIET_WATCH_HANDLERS.filter(line("Handler 'job_changed' succeeded."))
     assert not QUIET_WATCH_HANDLERS.filter(line("Handler 'child_changed' succeeded."))
-    assert QUIET_WATCH_HANDLERS.filter(line("Handler 'check_definition' succeeded."))
+    assert QUIET_WATCH_HANDLERS.filter(line("Handler 'reconcile' succeeded."))
     failed = "Handler 'job_changed' failed with an exception and will try again in 60 seconds"
     assert QUIET_WATCH_HANDLERS.filter(line(failed, logging.ERROR))
     assert QUIET_WATCH_HANDLERS.filter(line("Handler 'job_changed' succeeded.", logging.WARNING))
@@ -42,4 +42,4 @@ def test_only_kinds_with_field_handlers_get_a_diff_base() -> None:
 
     assert storage.build(body=body("Job")) == {}
     assert storage.fetch(body=body("Job")) is None
-    assert storage.build(body=body("SagaDefinition"))["spec"] == {"a": 1}
+    assert storage.build(body=body("OutboxWorker"))["spec"] == {"a": 1}

@@ -40,8 +40,7 @@ WATCH_ONLY_KINDS = frozenset({"Job", "Deployment"})
 
 
 class DiffBaseOfChangingKinds(kopf.AnnotationsDiffBaseStorage):
-    """Kopf's diff-base, kept only for the kinds with field handlers (SagaDefinition,
-    OutboxWorker).
+    """Kopf's diff-base, kept only for the kinds with field handlers (OutboxWorker).
 
     Kopf builds the diff-base of every object on every watch event (a deep copy of it) and
     reads the stored one, whether or not any handler will diff them; for Sagas, which change

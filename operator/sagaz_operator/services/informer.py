@@ -1,12 +1,13 @@
 """Objects in from the API server: list once, then watch from the list's version, for ever.
 
-Sagas come in this way (into the intake), and SagaDefinitions (into the sagas' cache of them).
+Sagas come in this way (into the intake), and SagaDefinitions (into the sagas' cache of them,
+and their checks).
 
 This is what Kopf did for Sagas, without its per-event machinery (a worker task per object, a
 handler registry matched on every event, a logger per object), which cost a sixth of the
 operator's CPU when every status write of every saga came back as a watch event; with several
-replicas, each paid it for the sagas it does not own as well. Kopf still serves the other
-kinds.
+replicas, each paid it for the sagas it does not own as well. Kopf still serves Jobs,
+OutboxWorkers and their Deployments.
 
 - **No event lost**: a watch resumes from the last version it saw (a bookmark included), so a
   stream the server ends, or a broken connection, misses nothing. When that version is too old
@@ -40,6 +41,16 @@ RETRY_SECONDS = (0.5, 5.0)
 EVERYWHERE = Served()
 
 Observer = Callable[[str | None, Mapping[str, Any]], None]
+
+
+def fan_out(*observers: Observer) -> Observer:
+    """One observer that hands each event to every one of ``observers``, in order."""
+
+    def observe(kind: str | None, body: Mapping[str, Any]) -> None:
+        for observer in observers:
+            observer(kind, body)
+
+    return observe
 
 
 class Watchable(Protocol):

@@ -25,6 +25,7 @@ from sagaz_operator.domain.namespaces import Served
 from sagaz_operator.errors import ConfigError
 from sagaz_operator.services import external_metrics, informer, tracing
 from sagaz_operator.services.definition_cache import DefinitionCache
+from sagaz_operator.services.definitions import DefinitionChecks
 from sagaz_operator.services.intake import Intake
 from sagaz_operator.services.membership import Membership, group_of
 from sagaz_operator.services.outboxworkers import WorkerRuntime
@@ -116,6 +117,7 @@ class Runtime:
         self._members: asyncio.Task[None] | None = None
         self._lease_kube: Kube | None = None
         self._watches: list[asyncio.Task[None]] = []
+        self._checks: DefinitionChecks | None = None
 
     async def start(self) -> SagaRuntime:
         url = self.settings.database_url
@@ -165,7 +167,8 @@ class Runtime:
         metrics.owned_sagas.set_function(lambda: intake.running)
         membership.subscribe(intake.rebalance)
         self._members = asyncio.create_task(membership.run_forever(), name="membership")
-        self._watches = self._watch(self._kube, intake, self.sagas.definitions)
+        self._checks = DefinitionChecks(self._kube, clock=utc_now)
+        self._watches = self._watch(self._kube, intake, self.sagas.definitions, self._checks)
         self.workers = WorkerRuntime(
             kube=self._kube, image=self.settings.worker_image, clock=utc_now
         )
@@ -199,13 +202,14 @@ class Runtime:
         )
 
     def _watch(
-        self, kube: Kube, intake: Intake, definitions: DefinitionCache
+        self, kube: Kube, intake: Intake, cache: DefinitionCache, checks: DefinitionChecks
     ) -> list[asyncio.Task[None]]:
         """The lists and watches (``services.informer``) of the served SagaDefinitions, into
-        the sagas' cache of them, and of the served Sagas, into the intake."""
+        the sagas' cache of them and their checks, and of the served Sagas, into the intake."""
         prefix = f"/apis/{API_VERSION}"
+        definitions = informer.fan_out(cache.observe, checks.observe)
         watched = [
-            (path, "SagaDefinition", definitions.observe)
+            (path, "SagaDefinition", definitions)
             for path in informer.paths(prefix, "sagadefinitions", self.served)
         ] + [(path, "Saga", intake.observe) for path in informer.saga_paths(self.served)]
         return [
@@ -228,6 +232,8 @@ class Runtime:
             watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._watches, return_exceptions=True)
+        if self._checks is not None:
+            await self._checks.close()
         if self._members is not None:  # others take this replica's sagas at once
             self._members.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -43,4 +43,5 @@ def test_a_definition_deleted_and_created_again_survives_the_late_deletion() -> 
     cache.observe("DELETED", {"metadata": {"uid": "u1"}})
 
     found = cache.get("ns", "shop")
-    assert found is not None and found.spec == {"steps": ["new"]}
+    assert found is not None
+    assert found.spec == {"steps": ["new"]}
