@@ -56,7 +56,7 @@ def decide(state: SagaState, now: datetime, *, jitter: Jitter = hashed_jitter) -
     timed_out = tuple(_timeouts(state, now))
     if timed_out:
         return Decision(events=timed_out)
-    planner = _Planner(state=state, now=now, jitter=jitter, graph=dag.Graph(state.definition.steps))
+    planner = _Planner(state=state, now=now, jitter=jitter, graph=state.definition.graph)
     if state.failure is None:
         return planner.forward()
     if not state.compensating:

@@ -306,3 +306,22 @@ def test_phases_after_a_mixed_run() -> None:
         "notify": "Failed",
         "ship": "Skipped",
     }
+
+
+def test_the_graph_is_built_once_per_definition_not_per_transition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sagaz_operator.domain import dag
+
+    built: list[int] = []
+    original = dag.Graph.__init__
+
+    def counting(self: dag.Graph, steps: object) -> None:
+        built.append(1)
+        original(self, steps)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dag.Graph, "__init__", counting)
+    run = simulate(definition(step("a"), step("b", "a"), step("c", "b")))
+
+    assert phases(run.state) == {"a": "Succeeded", "b": "Succeeded", "c": "Succeeded"}
+    assert len(built) == 1
