@@ -2,7 +2,8 @@
 
 Each ``migrations/NNNN_name.sql`` runs once, in its own transaction, recorded in
 ``sagaz_schema_migrations``. A transaction-scoped advisory lock serialises operators that
-start at the same moment, so exactly one of them applies a given version.
+start at the same moment, so exactly one of them applies a given version (and creates that
+table: two concurrent ``CREATE TABLE IF NOT EXISTS`` may both try, and one fails).
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ async def migrate(
 ) -> list[str]:
     """Apply the migrations this database lacks; returns the names applied."""
     applied_now = []
-    await conn.execute(
-        """CREATE TABLE IF NOT EXISTS sagaz_schema_migrations (
-               version integer PRIMARY KEY,
-               name text NOT NULL,
-               applied_at timestamptz NOT NULL DEFAULT now())"""
-    )
+    async with conn.transaction():  # concurrent IF NOT EXISTS can still collide: lock first
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS sagaz_schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
     for version, name, sql in available():
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
