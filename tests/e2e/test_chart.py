@@ -26,6 +26,7 @@ from harness.operator import OperatorProcess
 from harness.participants import ParticipantServer, Respond
 from harness.plugin import Plugin
 from harness.sagas import Sagas, kwok_job
+from sagaz_operator.api.definition import GROUP, VERSION
 
 pytestmark = pytest.mark.cluster
 
@@ -272,6 +273,16 @@ async def run_as_chart(
         )
         (ready,) = worker["status"]["conditions"]
         assert (ready["status"], ready["reason"]) == ("True", "Reconciled"), ready
+        # Deleted while the operator runs: its finalizer would keep the namespace Terminating.
+        await asyncio.to_thread(
+            client.CustomObjectsApi(k8s).delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            served,
+            "outboxworkers",
+            "relay",
+        )
+        assert await sagas.deleted("relay", within=30, plural="outboxworkers")
     finally:
         await asyncio.to_thread(operator.stop)
     assert "Forbidden" not in await asyncio.to_thread(log.read_text)

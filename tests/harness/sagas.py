@@ -77,8 +77,8 @@ class Sagas:
 
         return await self.wait_for(matches, plural=plural, within=within)
 
-    async def deleted(self, name: str, *, within: float = 60) -> bool:
-        """Wait until saga ``name`` no longer exists."""
+    async def deleted(self, name: str, *, within: float = 60, plural: str = "sagas") -> bool:
+        """Wait until saga (or other object of ``plural``) ``name`` no longer exists."""
         return await asyncio.to_thread(
             kube.wait_deleted,
             self._custom.list_namespaced_custom_object,
@@ -87,7 +87,7 @@ class Sagas:
             group=GROUP,
             version=VERSION,
             namespace=self.namespace,
-            plural="sagas",
+            plural=plural,
         )
 
     async def wait_all(self, names: list[str], *, within: float = 120) -> dict[str, str]:
