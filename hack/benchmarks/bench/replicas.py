@@ -10,9 +10,8 @@ watch events. Throughput on a small shared machine need not grow: the replicas s
 cores with the apiserver, PostgreSQL and the participant.
 
 One run of each count is noisy on a shared 2-core machine (the same count measured twice
-differed by a third), and each run leaves its Sagas in the cluster, so later runs are slower:
-the counts are run in turn for a few rounds and the medians reported, every round's figure
-shown.
+differed by a third): the counts are run in turn for a few rounds and the medians reported,
+every round's figure shown. Each run's namespace is deleted before the next.
 """
 
 from __future__ import annotations
@@ -65,6 +64,10 @@ async def _one(operator: Operator, namespace: str, *, replicas: int, n: int) -> 
         "writes": (sum(writes.values()) - n) / n,  # the bench's own creates aside
         "rate": finished / max(last - started, 1e-9),
         "finished": finished,
+        **{
+            f"{verb} {resource}": (count - (n if (verb, resource) == ("POST", "sagas") else 0)) / n
+            for (verb, resource), count in writes.items()
+        },
     }
 
 
@@ -99,4 +102,13 @@ async def replicas(
             f"| {median('busiest'):.0%} | {median('writes'):.1f} | {median('rate'):,.1f} "
             f"| {min(run['finished'] for run in runs[count]):.0f}/{n} |"
         )
+    lines += ["", "Apiserver writes per saga by verb and resource (the last round):", ""]
+    for count in counts:
+        last = runs[count][-1]
+        by_verb = ", ".join(  # the namespace controller's few DELETEs and the like left out
+            f"{key} {value:.2f}"
+            for key, value in sorted(last.items())
+            if key[0].isupper() and value >= 0.005
+        )
+        lines.append(f"- {count} replica{'s' if count > 1 else ''}: {by_verb}")
     return lines
