@@ -197,6 +197,8 @@ async def bench(
                 ),
             )
         if "operator" in args.systems and args.replicas:
+            # The instant participant: it answers as the last variant measured told it to.
+            await part.reset(delay=0, failing=())
             report.replicas = await _scenario(
                 operator,
                 lambda: replicas.replicas(operator, n=args.replicas, rounds=args.replica_rounds),
