@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -111,7 +112,10 @@ class Reporter:
         budget: StatusBudget | None = None,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        shown: Mapping[str, Any] | None = None,
     ) -> None:
+        """``shown``: the status the object shows now; a status equal to it is not written
+        (a finished saga taken in again at a restart or a rebalance costs no write)."""
         self._kube = kube
         self._budget = budget
         self._outbox = outbox
@@ -124,7 +128,7 @@ class Reporter:
         self._clock = clock
         self._interval = interval
         self._latest: state.SagaState | None = None
-        self._written: dict[str, Json] | None = None
+        self._written: dict[str, Json] | None = copy.deepcopy(dict(shown)) if shown else None
         self._dirty = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._posts: set[asyncio.Task[None]] = set()

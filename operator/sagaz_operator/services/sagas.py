@@ -261,6 +261,7 @@ async def _run_fenced(
         clock=runtime.clock,
         interval=runtime.status_interval,
         budget=runtime.status_budget,
+        shown=body.get("status"),
     )
     try:
         if first is not None:

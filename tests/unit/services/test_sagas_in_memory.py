@@ -297,3 +297,29 @@ class TestDefinitionsFromTheWatch:
         await world.run(world.body())
 
         assert world.status()["definition"] == {"name": "shop", "generation": 2}
+
+
+class TestTakenInAgain:
+    """A saga taken in again (an operator restart, a rebalance) after it finished."""
+
+    async def test_its_status_is_not_written_again_when_the_object_shows_it(self) -> None:
+        world = World()
+        body = world.body()
+        await world.run(body)
+        written = len(world.kube.statuses)
+        body["status"] = world.status()  # what the object shows now
+
+        await world.run(body)
+
+        assert len(world.kube.statuses) == written
+
+    async def test_a_status_the_object_does_not_show_is_written(self) -> None:
+        world = World()
+        body = world.body()
+        await world.run(body)
+        final = world.status()
+        body["status"] = {**final, "phase": "Running"}  # a write lost in an outage
+
+        await world.run(body)
+
+        assert world.kube.statuses[-1] == final
