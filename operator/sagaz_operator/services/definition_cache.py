@@ -33,25 +33,17 @@ class DefinitionCache:
     """An ``informer.Observer`` of SagaDefinitions, and the lookup sagas use."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._keys: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
+        self._entries: dict[tuple[str, str], _Entry] = {}  # by (namespace, name)
 
     def observe(self, kind: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid") or "")
-        if kind == "DELETED":
-            key = self._keys.pop(uid, None)
-            if key is not None and self._entries.get(key, _NONE).uid == uid:
-                del self._entries[key]
+        if kind == "DELETED":  # by uid: a relist reports a vanished object by its uid only
+            self._entries = {key: e for key, e in self._entries.items() if e.uid != uid}
             return
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        previous = self._entries.get(key)
-        if previous is not None and previous.uid != uid:  # deleted and created again
-            self._keys.pop(previous.uid, None)
-        self._entries[key] = _Entry(
-            uid=uid, spec=body.get("spec") or {}, generation=int(meta.get("generation", 1))
-        )
-        self._keys[uid] = key
+        spec, generation = body.get("spec") or {}, int(meta.get("generation", 1))
+        self._entries[key] = _Entry(uid=uid, spec=spec, generation=generation)
 
     def get(self, namespace: str, name: str) -> Referenced | None:
         """The definition as last watched; None: the watch has not shown it (ask the API)."""
@@ -59,9 +51,3 @@ class DefinitionCache:
         if entry is None:
             return None
         return Referenced(name=name, spec=entry.spec, generation=entry.generation)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-_NONE = _Entry(uid="", spec={}, generation=0)
