@@ -26,11 +26,13 @@ def definition(generation: int, spec: dict[str, Any], **status: Any) -> dict[str
 
 
 class RefusingKube(fakes.Kube):
-    """Answers the first ``refusals`` status writes 429, as a CRD just installed does."""
+    """Answers the first ``refusals`` status writes 429, as a CRD just installed does, and
+    says when a status is written."""
 
     def __init__(self, refusals: int = 0) -> None:
         super().__init__()
         self.refusals = refusals
+        self.wrote = asyncio.Event()
 
     async def patch_status(
         self, ref: object, status: dict[str, Any], *, resource_version: str | None = None
@@ -39,11 +41,21 @@ class RefusingKube(fakes.Kube):
             self.refusals -= 1
             raise ApiError(429, "storage is (re)initializing")
         await super().patch_status(ref, status)
+        self.wrote.set()
 
 
-async def settled(checks: DefinitionChecks) -> None:
-    await asyncio.sleep(0.3)  # longer than every retry pause of these tests
-    await checks.close()
+async def written(kube: RefusingKube, count: int, *, within: float = 5) -> None:
+    """Return once ``count`` statuses have been written (the retries take real time)."""
+    async with asyncio.timeout(within):
+        while len(kube.statuses) < count:
+            kube.wrote.clear()
+            await kube.wrote.wait()
+
+
+async def idle() -> None:
+    """Let every task that is ready run: the fake API answers without real I/O."""
+    for _ in range(20):
+        await asyncio.sleep(0)
 
 
 def ready(kube: fakes.Kube) -> list[tuple[int, str]]:
@@ -54,14 +66,16 @@ def ready(kube: fakes.Kube) -> list[tuple[int, str]]:
 
 
 async def test_each_generation_is_checked_once_and_its_own_write_not_again() -> None:
-    kube = fakes.Kube()
+    kube = RefusingKube()
     checks = DefinitionChecks(kube, clock=fakes.Clock())  # type: ignore[arg-type]
     checks.observe(None, definition(1, VALID))  # the first list
-    await asyncio.sleep(0.05)
+    await written(kube, 1)
     checks.observe("MODIFIED", definition(1, VALID, observedGeneration=1))  # its own write
-    await asyncio.sleep(0.05)
+    await idle()
+    assert len(kube.statuses) == 1
     checks.observe("MODIFIED", definition(2, CYCLE))  # an edit
-    await settled(checks)
+    await written(kube, 2)
+    await checks.close()
 
     assert ready(kube) == [(1, "Valid"), (2, "Invalid")]
     assert [reason for reason, _, warning in kube.events if warning] == ["InvalidDefinition"]
@@ -71,29 +85,35 @@ async def test_a_refused_status_write_is_tried_again_within_moments() -> None:
     kube = RefusingKube(refusals=2)
     checks = DefinitionChecks(kube, clock=fakes.Clock(), retry=(0.01, 0.02))  # type: ignore[arg-type]
     checks.observe("ADDED", definition(1, VALID))
-    await settled(checks)
+    await written(kube, 1, within=1)  # two pauses of 0.01 and 0.02 s, not a minute
+    await checks.close()
 
     assert ready(kube) == [(1, "Valid")]
 
 
 async def test_a_newer_generation_replaces_a_check_still_being_tried() -> None:
     kube = RefusingKube(refusals=1)
-    checks = DefinitionChecks(kube, clock=fakes.Clock(), retry=(0.2, 0.2))  # type: ignore[arg-type]
+    checks = DefinitionChecks(kube, clock=fakes.Clock(), retry=(0.01, 0.01))  # type: ignore[arg-type]
     checks.observe("ADDED", definition(1, VALID))
-    await asyncio.sleep(0.05)  # generation 1 was refused and waits to try again
+    await idle()  # generation 1 was refused and waits 0.01 s to try again
+    assert kube.refusals == 0
     checks.observe("MODIFIED", definition(2, CYCLE))
-    await settled(checks)
+    await written(kube, 1)
+    # Ten of generation 1's retry pauses: had it not been cancelled, it would have written.
+    await asyncio.sleep(0.1)
+    await checks.close()
 
     assert ready(kube) == [(2, "Invalid")]
 
 
 async def test_a_deleted_definition_is_checked_again_if_it_comes_back() -> None:
-    kube = fakes.Kube()
+    kube = RefusingKube()
     checks = DefinitionChecks(kube, clock=fakes.Clock())  # type: ignore[arg-type]
     checks.observe("ADDED", definition(1, VALID))
-    await asyncio.sleep(0.05)
+    await written(kube, 1)
     checks.observe("DELETED", {"metadata": {"uid": "d-1"}})
     checks.observe("ADDED", definition(1, VALID))
-    await settled(checks)
+    await written(kube, 2)
+    await checks.close()
 
     assert ready(kube) == [(1, "Valid"), (1, "Valid")]
