@@ -14,7 +14,7 @@ import json
 import ssl
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +158,27 @@ def write_deltas(
         for key in after
         if key[0] in WRITE_VERBS and after[key] - before.get(key, 0.0) > 0
     }
+
+
+def writes_of_others(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], *, created: int
+) -> dict[tuple[str, str], float]:
+    """``write_deltas`` with the bench's own ``created`` Saga POSTs taken off."""
+    writes = write_deltas(before, after)
+    writes[("POST", "sagas")] = writes.get(("POST", "sagas"), 0) - created
+    return writes
+
+
+def per_saga(writes: dict[tuple[str, str], float], n: int) -> dict[str, float]:
+    """The writes per saga, keyed ``writes <verb> <resource>`` (as reports carry them)."""
+    return {f"writes {verb} {resource}": count / n for (verb, resource), count in writes.items()}
+
+
+def worded(figures: Mapping[str, float]) -> str:
+    """The ``writes ...`` figures as "PATCH sagas/status 1.00, POST events 1.00"; those under
+    0.005 (the namespace controller's few deletions and the like) left out."""
+    return ", ".join(
+        f"{key.removeprefix('writes ')} {value:.2f}"
+        for key, value in sorted(figures.items())
+        if key.startswith("writes ") and value >= 0.005
+    )

@@ -49,8 +49,8 @@ async def _one(operator: Operator, namespace: str, *, replicas: int, n: int) -> 
         )
         await watcher.wait(n)
         used = [procs.usage(pid).cpu_seconds - cpu for pid, cpu in zip(pids, before, strict=True)]
-        writes = kube.write_deltas(
-            before_writes, kube.request_totals(await operator.kube.text("/metrics"))
+        writes = kube.writes_of_others(
+            before_writes, kube.request_totals(await operator.kube.text("/metrics")), created=n
         )
         finished = len(watcher.finished)
         last = max(watcher.finished.values(), default=started)
@@ -61,13 +61,10 @@ async def _one(operator: Operator, namespace: str, *, replicas: int, n: int) -> 
     return {
         "cpu": sum(used) / n,
         "busiest": max(used) / max(sum(used), 1e-9),
-        "writes": (sum(writes.values()) - n) / n,  # the bench's own creates aside
+        "writes": sum(writes.values()) / n,
         "rate": finished / max(last - started, 1e-9),
         "finished": finished,
-        **{
-            f"{verb} {resource}": (count - (n if (verb, resource) == ("POST", "sagas") else 0)) / n
-            for (verb, resource), count in writes.items()
-        },
+        **kube.per_saga(writes, n),
     }
 
 
@@ -104,11 +101,5 @@ async def replicas(
         )
     lines += ["", "Apiserver writes per saga by verb and resource (the last round):", ""]
     for count in counts:
-        last = runs[count][-1]
-        by_verb = ", ".join(  # the namespace controller's few DELETEs and the like left out
-            f"{key} {value:.2f}"
-            for key, value in sorted(last.items())
-            if key[0].isupper() and value >= 0.005
-        )
-        lines.append(f"- {count} replica{'s' if count > 1 else ''}: {by_verb}")
+        lines.append(f"- {count} replica{'s' if count > 1 else ''}: {kube.worded(runs[count][-1])}")
     return lines

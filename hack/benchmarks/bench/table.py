@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from bench import kube
 from bench.figures import Figures
 
 OPERATOR = "Sagaz Operator"
@@ -83,12 +84,7 @@ def operator_costs(figures: list[Figures]) -> list[str]:
     if biggest is not None:
         lines += ["", f"Apiserver writes per saga by verb and resource (N={biggest.n}):", ""]
         for f in sorted((r for r in rows if r.n == biggest.n), key=lambda r: r.variant.value):
-            parts = [
-                f"{key.removeprefix('writes ')} {value:.2f}"
-                for key, value in f.extra.items()
-                if key.startswith("writes ") and value > 0.005
-            ]
-            lines.append(f"- {f.variant.value}: " + ", ".join(parts))
+            lines.append(f"- {f.variant.value}: {kube.worded(f.extra)}")
     return lines
 
 

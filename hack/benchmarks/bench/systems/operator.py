@@ -204,8 +204,7 @@ class Operator:
                 await watcher.stop()
             process.stop()
         xact = await xact_commit(self.database_url) - before_xact
-        writes = kube.write_deltas(before_writes, after_writes)
-        writes[("POST", "sagas")] = writes.get(("POST", "sagas"), 0) - n  # the bench's own
+        writes = kube.writes_of_others(before_writes, after_writes, created=n)
         run.extra = {
             "cpu_s_per_saga": (after.cpu_seconds - before_cpu) / n,
             "peak_rss_mib": after.peak_rss_bytes / 2**20,
@@ -215,9 +214,7 @@ class Operator:
         }
         if before_control is not None and after_control is not None:
             run.extra["control_plane_cpu_s_per_saga"] = (after_control - before_control) / n
-        for (verb, resource), count in sorted(writes.items()):
-            if count:
-                run.extra[f"writes {verb} {resource}"] = count / n
+        run.extra.update(kube.per_saga(writes, n))
         return run
 
 
