@@ -54,6 +54,7 @@ start_apiserver() {
   # --enable-aggregator-routing it resolves a Service to its cluster IP, or, for an
   # ExternalName Service, to externalName:port, which is how an APIService reaches a process on
   # loopback here (no kube-proxy, no pod network; Endpoints refuse loopback addresses).
+  # --profiling serves /debug/pprof to admins: `make bench PROFILE=1` profiles the API server.
   start_daemon kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers "http://$SAGAZ_HOST:$ETCD_PORT" \
     --bind-address "$SAGAZ_HOST" --advertise-address "$SAGAZ_HOST" \
