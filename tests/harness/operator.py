@@ -44,6 +44,20 @@ class OperatorProcess:
         self.replica_id = f"test-{uuid.uuid4().hex[:8]}"
 
     def start(self, *, timeout: float = 60) -> None:
+        """Start the process and wait until it answers. The ports are free when chosen, not
+        reserved: one another process took before the operator bound it ("address already in
+        use") is chosen again, up to three times."""
+        for attempt in range(3):
+            offset = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                self._launch(timeout=timeout)
+                return
+            except RuntimeError:
+                said = self.log.read_bytes()[offset:]
+                if b"address already in use" not in said or attempt == 2:
+                    raise
+
+    def _launch(self, *, timeout: float) -> None:
         self.port = free_port()
         self.metrics_port = free_port()
         self.api_port = free_port()
