@@ -35,6 +35,6 @@ venv: ## create .venv with the package and dev tools
 tools: ## build or find the pinned cluster binaries (kube-apiserver, etcd, kwok, kubectl, helm)
 	@hack/tools.sh
 
-bench: ## compare the operator with Temporal, the sagaz library and the floor (QUICK=1: N <= 100; PROFILE=1: py-spy)
-	@BENCH_COMMAND="make bench$(if $(QUICK), QUICK=1)$(if $(PROFILE), PROFILE=1)" \
-	  hack/bench.sh $(if $(QUICK),--quick) $(if $(PROFILE),--profile)
+bench: ## compare the operator with Temporal, the sagaz library and the floor (QUICK=1: N <= 100; PROFILE=1 or PROFILE=d-fails: py-spy)
+	@BENCH_COMMAND="make bench$(if $(QUICK), QUICK=1)$(if $(PROFILE), PROFILE=$(PROFILE))" \
+	  hack/bench.sh $(if $(QUICK),--quick) $(if $(PROFILE),--profile $(if $(filter 1,$(PROFILE)),instant,$(PROFILE)))

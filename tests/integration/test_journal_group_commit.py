@@ -136,3 +136,37 @@ async def test_a_second_start_of_one_saga_is_a_conflict_in_a_batch_too(journal: 
     assert "recorded already" in str(results[0])
     assert results[1] is None
     assert await journal.load(other.uid) is not None
+
+
+async def test_loads_made_together_are_one_statement_and_a_broken_journal_fails_alone(
+    journal: Journal, postgres_url: str
+) -> None:
+    sagas = [record() for _ in range(30)]
+    for saga in sagas:
+        await journal.start(saga, first=ev.SagaStarted(at=T0), phase="Running", finished=False)
+    broken = sagas[7]
+    db = await asyncpg.connect(postgres_url)
+    await db.execute(
+        "INSERT INTO sagaz_journal (saga_uid, seq, event_type, event) VALUES ($1, 2, 'X', $2)",
+        uuid.UUID(broken.uid),
+        '{"type": "NoSuchEvent"}',
+    )
+    await db.close()
+    missing = str(uuid.uuid4())
+    made = journal.loads.made
+
+    results = await asyncio.gather(
+        *(journal.load(saga.uid) for saga in sagas), journal.load(missing), return_exceptions=True
+    )
+
+    assert journal.loads.made - made < len(results)  # 31 loads in fewer statements
+    assert results[-1] is None  # never recorded
+    assert isinstance(results[7], Exception)
+    assert not isinstance(results[7], StoreConflictError)
+    for saga, loaded in zip(sagas, results, strict=False):
+        if saga is broken:
+            continue
+        assert not isinstance(loaded, BaseException)
+        assert loaded is not None
+        assert loaded.record == saga  # each caller got its own saga
+        assert [type(e) for e in loaded.journal] == [ev.SagaStarted]

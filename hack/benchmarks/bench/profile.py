@@ -35,7 +35,7 @@ def _below_the_loop(named: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return named
 
 
-def summarize(path: Path, *, top: int = 12) -> list[str]:
+def summarize(path: Path, *, batch: str, top: int = 12) -> list[str]:
     leaves: Counter[str] = Counter()
     packages: Counter[str] = Counter()
     ours: Counter[str] = Counter()  # the operator's adapter/service functions, inclusive
@@ -63,7 +63,7 @@ def summarize(path: Path, *, top: int = 12) -> list[str]:
     if not total:
         return ["(no samples)"]
     lines = [
-        f"{total:,} samples at 100 Hz (py-spy, wall-clock samples of the main thread "
+        f"{total:,} samples at 100 Hz of {batch} (py-spy, wall-clock samples of the main thread "
         "include idle waiting in the event loop's select).",
         "",
     ]

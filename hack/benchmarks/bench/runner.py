@@ -62,8 +62,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--relay-seconds", type=float, default=10.0)
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="py-spy the operator (and pprof the API server) at max N",
+        nargs="?",
+        const=Variant.INSTANT.value,
+        choices=[v.value for v in Variant],
+        metavar="VARIANT",
+        help="py-spy the operator (and pprof the API server) at max N of VARIANT (instant)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--readme", action=argparse.BooleanOptionalAction, default=True)
@@ -216,7 +219,8 @@ async def bench(
     report.notes = notes(args) + report.notes
     report.header.append(("duration", _duration()))
     if args.profile and (workdir / "operator.pyspy").exists():
-        report.profile = profile.summarize(workdir / "operator.pyspy")
+        batch = f"the {args.profile} variant, N={max(args.n)}"
+        report.profile = profile.summarize(workdir / "operator.pyspy", batch=batch)
     if args.profile and (workdir / "operator.pprof").exists():
         report.apiserver_profile = apiserver_profile.summarize(workdir / "operator.pprof")
     print(f"(logs in {workdir})", flush=True)
@@ -255,7 +259,7 @@ async def _measure(
         for variant in variants:
             for n in args.n:
                 if isinstance(system, Operator):
-                    profiling = args.profile and n == max(args.n) and variant is Variant.INSTANT
+                    profiling = n == max(args.n) and variant.value == args.profile
                     system.profile = workdir / "operator.pyspy" if profiling else None
                 await part.reset(delay=variant.delay, failing=variant.failing)
                 started = time.monotonic()

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ipaddress
 import json
 import logging
@@ -210,7 +211,7 @@ class HttpParticipants:
                 )
                 host = url.raw_host or ""  # IDNA-encoded, as DNS and patterns see it
                 addresses = await self._addresses(host, attempt)
-                refusal = egress.check(self._egress, host=host, addresses=addresses)
+                refusal = _egress_check(self._egress, host=host, addresses=tuple(addresses))
                 if refusal is not None:
                     raise PermanentParticipantError(refusal)
                 return await self._send(
@@ -268,8 +269,9 @@ class HttpParticipants:
         return headers
 
     async def _addresses(self, host: str, attempt: _Attempt) -> list[egress.IPAddress]:
-        if _is_literal(host):
-            return [ipaddress.ip_address(host)]  # a literal is its own address
+        literal = _literal(host)
+        if literal is not None:
+            return [literal]  # a literal is its own address
         try:
             addresses = await self._resolver(host)
         except (OSError, UnicodeError) as error:
@@ -291,7 +293,7 @@ class HttpParticipants:
         attempt: _Attempt,
     ) -> Json:
         targets = [url]
-        if url.scheme == "http" and not _is_literal(url.raw_host or ""):
+        if url.scheme == "http" and _literal(url.raw_host or "") is None:
             # Connect to exactly the addresses the policy checked (see the module docstring).
             headers["Host"] = url.host_port_subcomponent or ""
             targets = [url.with_host(str(address)) for address in addresses]
@@ -428,12 +430,17 @@ def _parse_url(text: str) -> yarl.URL:
     return url
 
 
-def _is_literal(host: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _literal(host: str) -> egress.IPAddress | None:
+    """The address ``host`` is, if it is an IP literal (remembered: steps call few hosts)."""
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+#: The policy's verdicts, remembered by host and addresses (pure, and steps call few hosts).
+_egress_check = functools.lru_cache(maxsize=4096)(egress.check)
 
 
 def _shown(url: yarl.URL) -> str:

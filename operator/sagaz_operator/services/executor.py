@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -181,9 +182,10 @@ class Executor:
     # -- recording ---------------------------------------------------------------------------
 
     async def _record(self, events: Sequence[ev.Event]) -> None:
-        await self._append(events, after=state.replay(self.state, list(events)))
-        for event in events:
-            self.state = state.evolve(self.state, event)
+        folded = list(itertools.accumulate(events, state.evolve, initial=self.state))[1:]
+        await self._append(events, after=folded[-1])
+        for event, after in zip(events, folded, strict=True):
+            self.state = after
             self._observer.observe(event, self.state)
             if isinstance(event, ev.SagaFinished):
                 self._tracer.saga_finished(

@@ -4,8 +4,8 @@ Each saga's executor appends its transitions one at a time and waits for each to
 before it acts on it (write-ahead dispatch). With one transaction per append, N running sagas
 cost N commits and N round trips of several statements each; the operator's CPU went to the
 driver and the sockets. Here appends that arrive while a commit is running are queued, and
-the next commit takes the whole queue: no delay is added (an append that arrives while nothing
-is committing is written at once), and under load the batches grow by themselves.
+the next commit takes the whole queue (``batches``): no delay is added, and under load the
+batches grow by themselves.
 
 Every caller still waits for *its* rows: its ``write`` returns only after the transaction that
 holds them has committed, and raises what that transaction raised. One batch is one statement
@@ -38,6 +38,7 @@ from typing import Any
 
 import asyncpg
 
+from sagaz_operator.adapters.postgres.batches import Batches
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError, unavailable
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ class GroupCommit:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._queue: list[tuple[Write, asyncio.Future[None]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._batches: Batches[Write, None] = Batches(self._commit, name="journal commits")
         self.batches = 0  # commits made, for tests and benchmarks
         self.writes = 0
 
@@ -122,59 +122,28 @@ class GroupCommit:
         """Return once ``write`` is committed; raise what its transaction raised.
 
         Raises the driver's own errors (the journal translates them), except that the callers
-        of a batch that failed for an outage get a ``DatabaseUnavailableError`` each.
+        of a batch that failed for an outage get a ``DatabaseUnavailableError`` each. If this
+        caller is cancelled before its batch is written, its write is dropped unwritten.
         """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((write, future))
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_queued(), name="journal commits")
-        await future  # if this caller is cancelled first, its write is dropped unwritten
+        await self._batches.submit(write)
 
-    async def _commit_queued(self) -> None:
-        batch: list[tuple[Write, asyncio.Future[None]]] = []
-        try:
-            while self._queue:
-                batch, self._queue = [w for w in self._queue if not w[1].done()], []
-                if batch:
-                    await self._commit(batch)
-                batch = []
-        except BaseException as error:  # cancelled (the loop stops): nobody may wait forever
-            for _, future in [*batch, *self._queue]:
-                if not future.done():
-                    future.set_exception(DatabaseUnavailableError(f"journal stopped: {error!r}"))
-            self._queue = []
-            raise
-        finally:
-            self._committer = None
-
-    async def _commit(self, batch: list[tuple[Write, asyncio.Future[None]]]) -> None:
-        writes = [write for write, _ in batch]
+    async def _commit(self, writes: Sequence[Write]) -> list[BaseException | None]:
         try:
             await self._execute(writes)
         except unavailable() as error:
-            for _, future in batch:
-                _fail(future, DatabaseUnavailableError(f"{type(error).__name__}: {error}"))
-            return
+            return [DatabaseUnavailableError(f"{type(error).__name__}: {error}") for _ in writes]
         except Exception as error:
-            if len(batch) == 1:
-                _fail(batch[0][1], error)
-                return
+            if len(writes) == 1:
+                return [error]
             # One write's fault (a stale version, a value jsonb refuses) must not fail the
             # others: each is tried alone, so only the guilty one fails.
-            logger.debug("a batch of %d journal writes failed (%s); one by one", len(batch), error)
-            await asyncio.gather(*(self._commit([one]) for one in batch))
-            return
+            logger.debug("a batch of %d journal writes failed (%s); one by one", len(writes), error)
+            alone = await asyncio.gather(*(self._commit([one]) for one in writes))
+            return [outcome for [outcome] in alone]
         self.batches += 1
-        self.writes += len(batch)
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
+        self.writes += len(writes)
+        return [None] * len(writes)
 
     async def _execute(self, writes: Sequence[Write]) -> None:
         async with self._pool.acquire() as conn:
             await conn.execute(_STATEMENT, *_arguments(writes))
-
-
-def _fail(future: asyncio.Future[None], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)

@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
+from sagaz_operator.adapters.postgres.batches import Batches
 from sagaz_operator.adapters.postgres.commits import GroupCommit, Write
 from sagaz_operator.adapters.postgres.errors import (
     DatabaseUnavailableError,
@@ -34,6 +35,14 @@ T = TypeVar("T")
 
 
 __all__ = ["Journal", "JournalConflictError", "SagaRecord", "Stored"]
+
+
+#: The most sagas one load statement reads (a burst of starts, every saga at a restart).
+LOAD_BATCH = 200
+
+_LOAD = """SELECT s.*, (SELECT COALESCE(jsonb_agg(j.event ORDER BY j.seq), '[]')
+                      FROM sagaz_journal j WHERE j.saga_uid = s.uid) AS events
+             FROM sagaz_sagas s WHERE s.uid = ANY($1::uuid[])"""
 
 
 class JournalConflictError(StoreConflictError):
@@ -74,6 +83,14 @@ class Journal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._commits = GroupCommit(pool)
+        self._loads: Batches[str, Stored | None] = Batches(
+            self._load, name="journal loads", limit=LOAD_BATCH
+        )
+
+    @property
+    def loads(self) -> Batches[str, Stored | None]:
+        """The batched loads: how many statements read how many sagas."""
+        return self._loads
 
     @property
     def commits(self) -> GroupCommit:
@@ -93,28 +110,18 @@ class Journal:
 
     @_guarded
     async def load(self, uid: str) -> Stored | None:
-        # One statement, so the record and its journal come from one snapshot, in one trip.
+        """The saga's record and journal, or ``None`` if it was never recorded.
+
+        Loads that arrive together are read by one statement (``batches``).
+        """
+        return await self._loads.submit(str(uuid.UUID(uid)))
+
+    async def _load(self, uids: Sequence[str]) -> list[Stored | BaseException | None]:
+        # One statement, so each record and its journal come from one snapshot, in one trip.
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """SELECT s.*, (SELECT COALESCE(jsonb_agg(j.event ORDER BY j.seq), '[]')
-                                  FROM sagaz_journal j WHERE j.saga_uid = s.uid) AS events
-                     FROM sagaz_sagas s WHERE s.uid = $1""",
-                uuid.UUID(uid),
-            )
-        if row is None:
-            return None
-        return Stored(
-            record=SagaRecord(
-                uid=uid,
-                namespace=row["namespace"],
-                name=row["name"],
-                definition_name=row["definition_name"],
-                definition_generation=row["definition_generation"],
-                definition=json.loads(row["definition"]),
-                input=json.loads(row["input"]),
-            ),
-            journal=[codec.decode(event) for event in json.loads(row["events"])],
-        )
+            rows = await conn.fetch(_LOAD, [uuid.UUID(uid) for uid in uids])
+        found = {str(row["uid"]): row for row in rows}
+        return [_stored(uid, found.get(uid)) for uid in uids]
 
     @_guarded
     async def start(
@@ -165,6 +172,27 @@ class Journal:
             raise JournalConflictError(
                 f"saga {write.uid}: journal moved past {write.version - len(write.journal)}"
             ) from error
+
+
+def _stored(uid: str, row: asyncpg.Record | None) -> Stored | BaseException | None:
+    """One saga's record and journal from its row; what fails to decode fails its load alone."""
+    if row is None:
+        return None
+    try:
+        return Stored(
+            record=SagaRecord(
+                uid=uid,
+                namespace=row["namespace"],
+                name=row["name"],
+                definition_name=row["definition_name"],
+                definition_generation=row["definition_generation"],
+                definition=json.loads(row["definition"]),
+                input=json.loads(row["input"]),
+            ),
+            journal=[codec.decode(event) for event in json.loads(row["events"])],
+        )
+    except Exception as error:
+        return error
 
 
 def _write(
