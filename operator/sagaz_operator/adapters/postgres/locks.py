@@ -6,8 +6,12 @@ once. If that connection breaks while this process lives (a database restart), e
 gone: ``epoch`` counts connections, and an executor whose lock was taken under an older epoch
 must take it again (``holds``) before it writes anything more.
 
-A burst of sagas takes and gives back its locks in batches (``batches``): one statement for
-every lock asked for meanwhile, instead of a round trip each on the one connection.
+Locks are given back in batches (``batches``): one statement for every saga that finished
+meanwhile. They are *taken* one statement each, on purpose: that admits a burst of new sagas
+one by one, so the first ones run ahead and finish first. Taken in batches (measured with
+``make bench``, 1000 sagas created at once), the whole burst started together and moved in
+lockstep: step overhead p50 rose from about 0.1 s to 1.2 s and saga latency p50 by 10-35 %,
+for no more sagas per second.
 """
 
 from __future__ import annotations
@@ -21,9 +25,6 @@ import asyncpg
 from sagaz_operator.adapters.postgres.batches import Batches
 from sagaz_operator.adapters.postgres.errors import DatabaseUnavailableError, unavailable
 
-_TRY_LOCKS = """SELECT pg_try_advisory_lock(t.key) AS acquired
-                  FROM unnest($1::bigint[]) WITH ORDINALITY AS t(key, position)
-                 ORDER BY t.position"""
 _UNLOCKS = "SELECT pg_advisory_unlock(t.key) FROM unnest($1::bigint[]) AS t(key)"
 
 
@@ -40,30 +41,26 @@ class SagaLocks:
         self._held: dict[str, int] = {}  # saga uid -> epoch it was acquired in
         self._answered_at = float("-inf")  # loop time the lock connection last answered
         self.epoch = 0
-        self._acquires: Batches[str, bool] = Batches(self._try_acquire, name="saga locks")
         self._releases: Batches[tuple[str, int], None] = Batches(self._release, name="saga unlocks")
 
     async def try_acquire(self, uid: str) -> bool:
-        return await self._acquires.submit(uid)
-
-    async def _try_acquire(self, uids: Sequence[str]) -> list[bool]:
         async with self._guard:
             conn = await self._connection()
             try:
-                rows = await conn.fetch(_TRY_LOCKS, [lock_key(uid) for uid in uids])
+                acquired: bool = await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", lock_key(uid)
+                )
             except unavailable() as error:
                 raise DatabaseUnavailableError(str(error)) from error
             self._answered_at = asyncio.get_running_loop().time()
-            acquired = [bool(row["acquired"]) for row in rows]
-            for uid, held in zip(uids, acquired, strict=True):
-                if held:
-                    self._held[uid] = self.epoch
+            if acquired:
+                self._held[uid] = self.epoch
             return acquired
 
     @property
-    def acquires(self) -> Batches[str, bool]:
-        """The batched lock statements, for tests and benchmarks."""
-        return self._acquires
+    def releases(self) -> Batches[tuple[str, int], None]:
+        """The batched unlock statements, for tests and benchmarks."""
+        return self._releases
 
     def holds(self, uid: str) -> bool:
         """True while the lock taken for ``uid`` is still held (same connection)."""
