@@ -304,7 +304,8 @@ def notes(args: argparse.Namespace) -> list[str]:
         "`instant` (answers at once), `20ms` (every answer after 20 ms), `d-fails` (d answers "
         "400 for good, so b and c, then a are compensated: 7 requests per saga).",
         "- **Sagaz Operator**: a fresh `sagaz-operator` process per batch, one namespace, "
-        "PostgreSQL journal, `SAGAZ_STATUS_INTERVAL=1` (the default). The N Sagas are created "
+        "PostgreSQL journal, `SAGAZ_STATUS_INTERVAL=1` (the default), authenticated as in a "
+        "pod by a ServiceAccount token (bound to `cluster-admin`). The N Sagas are created "
         "by N concurrent POSTs on one aiohttp session (100 connections) to the real "
         "apiserver; done = a watch saw `.status.phase` terminal. Apiserver writes exclude "
         "the bench's own N creates but include everything else written meanwhile (the "

@@ -37,6 +37,9 @@ from harness import stack
 from harness.operator import OperatorProcess
 from harness.stack import REPO_ROOT
 
+#: The ServiceAccount (in kube-system) the bench's operator processes authenticate as.
+BENCH_ACCOUNT = "sagaz-bench-operator"
+
 TERMINAL = ("Succeeded", "Compensated", "CompensationFailed", "Failed")
 SAGAS = "/apis/sagaz.io/v1alpha1/namespaces/{ns}/sagas"
 
@@ -65,6 +68,7 @@ class Operator:
         self._participant, self._workdir = participant_url, workdir
         self.kube = kube.Kube(kubeconfig)
         self.profile: Path | None = None  # py-spy output for the next run, if set
+        self._credentials: Path | None = None  # the operator's kubeconfig (``start``)
 
     async def start(self) -> None:
         """Install the CRDs (server-side apply, as tests/harness/crds.py) and wait for them."""
@@ -88,6 +92,57 @@ class Operator:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"CRD {doc['metadata']['name']} not Established")
                 await asyncio.sleep(0.2)
+        self._credentials = await self._service_account_kubeconfig()
+
+    async def _service_account_kubeconfig(self) -> Path:
+        """The operator's credentials as in a pod: a ServiceAccount's token, not the admin's
+        client certificate, whose chain the API server verifies on every request (4-5 % of its
+        CPU in the bench's profile) where a token's verdict is cached. The account is bound to
+        ``cluster-admin``, so RBAC is evaluated for each request, as for the chart's account."""
+        where = "/api/v1/namespaces/kube-system/serviceaccounts"
+        manager = "?fieldManager=sagaz-bench&force=true"
+        account = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": BENCH_ACCOUNT, "namespace": "kube-system"},
+        }
+        await self.kube.apply(f"{where}/{BENCH_ACCOUNT}{manager}", account)
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": BENCH_ACCOUNT},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": BENCH_ACCOUNT, "namespace": "kube-system"}
+            ],
+        }
+        bindings = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
+        await self.kube.apply(f"{bindings}/{BENCH_ACCOUNT}{manager}", binding)
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 24 * 3600},
+        }
+        answer = await self.kube.request("POST", f"{where}/{BENCH_ACCOUNT}/token", request)
+        admin = yaml.safe_load(self.kubeconfig.read_text())
+        cluster = admin["clusters"][0]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": BENCH_ACCOUNT, "user": {"token": answer["status"]["token"]}}],
+            "contexts": [
+                {"name": "bench", "context": {"cluster": cluster["name"], "user": BENCH_ACCOUNT}}
+            ],
+            "current-context": "bench",
+        }
+        path = self._workdir / "operator.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        return path
 
     async def close(self) -> None:
         await self.kube.close()
@@ -115,8 +170,9 @@ class Operator:
     def process(self, namespace: str) -> OperatorProcess:
         """An operator process for ``namespace``, not started (several may serve it)."""
         count = len(list(self._workdir.glob(f"operator-{namespace}*.log")))
+        assert self._credentials is not None, "start() first"
         return OperatorProcess(
-            kubeconfig=self.kubeconfig,
+            kubeconfig=self._credentials,
             database_url=self.database_url,
             namespaces=[namespace],
             log=self._workdir / f"operator-{namespace}-{count}.log",
