@@ -187,19 +187,7 @@ def token_kubeconfig(
         )
         .status.token
     )
-    admin: dict[str, Any] = yaml.safe_load(cluster.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [
-            {"name": "chart", "context": {"cluster": admin["clusters"][0]["name"], "user": account}}
-        ],
-        "current-context": "chart",
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return stack.token_kubeconfig(cluster.kubeconfig, user=account, token=token, path=path)
 
 
 async def run_as_chart(

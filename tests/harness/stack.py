@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HACK = REPO_ROOT / "hack"
 STATE = Path(os.environ.get("SAGAZ_STATE", REPO_ROOT / ".dev"))
@@ -110,6 +112,23 @@ def _succeeds(*args: str) -> bool:
 class Cluster:
     kubeconfig: Path
     local: bool  # the project's own control plane (kwok node, controller manager)
+
+
+def token_kubeconfig(admin: Path, *, user: str, token: str, path: Path) -> Path:
+    """Write to ``path`` a kubeconfig for the cluster of the ``admin`` kubeconfig that
+    authenticates with ``token`` (a ServiceAccount's, as a pod has) as ``user``."""
+    clusters = yaml.safe_load(admin.read_text())["clusters"]
+    context = {"cluster": clusters[0]["name"], "user": user}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": clusters,
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": context}],
+        "current-context": user,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 @contextmanager

@@ -128,21 +128,12 @@ class Operator:
             "spec": {"expirationSeconds": 24 * 3600},
         }
         answer = await self.kube.request("POST", f"{where}/{BENCH_ACCOUNT}/token", request)
-        admin = yaml.safe_load(self.kubeconfig.read_text())
-        cluster = admin["clusters"][0]
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [cluster],
-            "users": [{"name": BENCH_ACCOUNT, "user": {"token": answer["status"]["token"]}}],
-            "contexts": [
-                {"name": "bench", "context": {"cluster": cluster["name"], "user": BENCH_ACCOUNT}}
-            ],
-            "current-context": "bench",
-        }
-        path = self._workdir / "operator.kubeconfig"
-        path.write_text(yaml.safe_dump(config))
-        return path
+        return stack.token_kubeconfig(
+            self.kubeconfig,
+            user=BENCH_ACCOUNT,
+            token=answer["status"]["token"],
+            path=self._workdir / "operator.kubeconfig",
+        )
 
     async def close(self) -> None:
         await self.kube.close()
