@@ -17,11 +17,13 @@ class Doubler:
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
+        self.started = asyncio.Event()  # a batch is running
         self.release = asyncio.Event()
         self.release.set()
 
     async def __call__(self, items: Sequence[int]) -> list[int | BaseException]:
         self.batches.append(list(items))
+        self.started.set()
         await self.release.wait()
         return [ValueError(f"odd {i}") if i % 2 else 2 * i for i in items]
 
@@ -39,9 +41,9 @@ async def test_calls_made_while_a_batch_runs_go_together_into_the_next() -> None
     run.release.clear()
     batches: Batches[int, int] = Batches(run, name="test")
     first = asyncio.create_task(batches.submit(2))
-    await asyncio.sleep(0)  # the first batch is running, and waits
+    await run.started.wait()  # the first batch is running, and waits
     later = [asyncio.create_task(batches.submit(i)) for i in (4, 6, 8)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # they are queued
     run.release.set()
 
     assert await first == 4
@@ -93,10 +95,10 @@ async def test_a_caller_cancelled_before_its_batch_is_left_out_of_it() -> None:
     run.release.clear()
     batches: Batches[int, int] = Batches(run, name="test")
     first = asyncio.create_task(batches.submit(2))
-    await asyncio.sleep(0)
+    await run.started.wait()
     gone = asyncio.create_task(batches.submit(4))
     kept = asyncio.create_task(batches.submit(6))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # they are queued
     gone.cancel()
     await asyncio.sleep(0)
     run.release.set()
@@ -109,17 +111,16 @@ async def test_a_caller_cancelled_before_its_batch_is_left_out_of_it() -> None:
 async def test_callers_still_waiting_when_the_batch_task_is_cancelled_get_unavailable() -> None:
     run = Doubler()
     run.release.clear()
-    batches: Batches[int, int] = Batches(run, name="test")
+    batches: Batches[int, int] = Batches(run, name="stopping")
     waiting = [asyncio.create_task(batches.submit(i)) for i in (2, 4)]
-    await asyncio.sleep(0)
+    await run.started.wait()
     later = asyncio.create_task(batches.submit(6))
-    await asyncio.sleep(0)
-    runner = batches._runner
-    assert runner is not None
-    runner.cancel()
+    await asyncio.sleep(0)  # queued behind the running batch
+    [runner] = [task for task in asyncio.all_tasks() if task.get_name() == "stopping"]
+    runner.cancel()  # as when the event loop stops
 
     for task in [*waiting, later]:
-        with pytest.raises(StoreUnavailableError, match="test stopped"):
+        with pytest.raises(StoreUnavailableError, match="stopping stopped"):
             await task
     run.release.set()
     assert await batches.submit(8) == 16  # a new batch task starts for the next call

@@ -1,8 +1,9 @@
 """Calls that arrive while one is running are made together, by the next one.
 
-A burst of sagas asks PostgreSQL the same small things at once: take this saga's lock, load
-its journal, commit its transition. One statement each costs a round trip, a socket write and
-a server wake-up per saga; what the operator spent its CPU on. ``Batches`` queues the calls
+A burst of sagas asks PostgreSQL the same small things at once: load its journal, commit its
+transition, give its lock back. One statement each costs a round trip, a socket write and a
+server wake-up per saga; what the operator spent its CPU on. (Taking the locks is not batched,
+on purpose: ``locks`` says why.) ``Batches`` queues the calls
 instead and hands everything queued to one statement: no delay is added (a call that arrives
 while nothing runs is made at once) and under load the batches grow by themselves.
 
